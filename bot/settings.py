@@ -1,0 +1,129 @@
+"""Deployment settings, read from the environment once at start-up.
+
+A missing or malformed setting stops the bot with a message naming the variable; secrets are
+`SecretStr`, so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from grading.errors import CrsbotError
+from grading.models import SiteSettings
+
+DEFAULT_PATIENT_DENY = (
+    r"^\d{6,}$"                    # long bare numbers: record numbers
+    r"|^(mrn|mr|nhs|urn|id)[-_/.]?\d+"  # prefixed record numbers
+    r"|^[a-z]+[._][a-z]+$"          # first.last / first_last
+)
+
+
+class SettingsError(CrsbotError):
+    """Start-up configuration problem; names the environment variable."""
+
+
+def env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=env("SLACK_BOT_TOKEN", "slack_bot_token"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=env("SLACK_SIGNING_SECRET", "slack_signing_secret"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=env("SLACK_APP_TOKEN", "slack_app_token"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=env("SLACK_API_URL", "slack_api_url"))
+    database_url: str | None = Field(None, validation_alias=env("DATABASE_URL", "database_url"))
+    data_dir: Path = Field(Path("data"), validation_alias=env("CRSBOT_DATA_DIR", "data_dir"))
+    rulebook: Path | None = Field(None, validation_alias=env("CRSBOT_RULEBOOK", "rulebook"))
+    product: Literal["iv", "velo"] = Field("iv", validation_alias=env("CRSBOT_PRODUCT", "product"))
+    o2rule: Literal["label", "astct"] = Field("label", validation_alias=env("CRSBOT_O2RULE", "o2rule"))
+    sbp_threshold: int = Field(90, ge=60, le=120, validation_alias=env("CRSBOT_SBP_THRESHOLD", "sbp_threshold"))
+    allowed_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=env("CRSBOT_ALLOWED_CHANNELS", "allowed_channels"))
+    patient_deny_pattern: str = Field(DEFAULT_PATIENT_DENY,
+                                      validation_alias=env("CRSBOT_PATIENT_DENY_PATTERN", "patient_deny_pattern"))
+    reassess_intervals: str = Field("1=4h,2=2h,3=1h,4=30m",
+                                    validation_alias=env("CRSBOT_REASSESS_INTERVALS", "reassess_intervals"))
+    escalate_after: str = Field("15m", validation_alias=env("CRSBOT_ESCALATE_AFTER", "escalate_after"))
+    tick_seconds: float = Field(1.0, gt=0, le=60, validation_alias=env("CRSBOT_TICK_SECONDS", "tick_seconds"))
+    port: int = Field(3000, ge=1, le=65535, validation_alias=env("PORT", "port"))
+    threads: int = Field(16, ge=1, le=256, validation_alias=env("CRSBOT_THREADS", "threads"))
+    log_level: str = Field("INFO", validation_alias=env("CRSBOT_LOG_LEVEL", "log_level"))
+
+    @field_validator("allowed_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("patient_deny_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def site(self) -> SiteSettings:
+        return SiteSettings(sbp_threshold=self.sbp_threshold, o2rule=self.o2rule, product=self.product)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'crsbot.sqlite3').resolve()}"
+
+
+_ENV_NAMES = {
+    "slack_bot_token": "SLACK_BOT_TOKEN", "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN", "slack_api_url": "SLACK_API_URL", "database_url": "DATABASE_URL",
+    "port": "PORT",
+}
+
+
+def env_name(field: str) -> str:
+    if field.isupper():
+        return field
+    return _ENV_NAMES.get(field, f"CRSBOT_{field.upper()}")
+
+
+def parse_duration(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*", text)
+    if match is None:
+        raise ValueError(f"'{text}' is not a duration like 30s, 15m or 4h")
+    value = float(match.group(1))
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours"}[match.group(2)]: value})
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus explicit overrides); raise `SettingsError` naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{env_name(field)}: {err['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("Configuration error: " + "; ".join(problems)) from None
+
+
+def require(settings: Settings, *fields: str) -> None:
+    missing = [env_name(f) for f in fields if getattr(settings, f) in (None, "")]
+    if missing:
+        raise SettingsError("Missing setting(s): " + ", ".join(missing) + ". Set them in the environment.")

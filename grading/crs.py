@@ -1,0 +1,177 @@
+"""ASTCT 2019 CRS grading (reference.md section 2): the most severe finding wins, in a patient
+with fever, or whose fever may be masked by premedication or treatment.
+
+Pure: no I/O, no product rules. Every convention the grade depends on is returned with it.
+"""
+
+from __future__ import annotations
+
+from grading.models import Convention, CrsGrade, CrsInput, Device, Finding, SiteSettings
+
+FEVER_C = 38.0
+
+_DEVICE_LEVEL: dict[Device, tuple[int, str]] = {
+    Device.ROOM_AIR: (0, "room air"),
+    Device.BLOW_BY: (2, "blow-by oxygen (low-flow)"),
+    Device.HIGH_FLOW_NC: (3, "high-flow nasal cannula"),
+    Device.FACEMASK: (3, "facemask"),
+    Device.NON_REBREATHER: (3, "non-rebreather mask"),
+    Device.VENTURI: (3, "Venturi mask"),
+    Device.CPAP: (4, "CPAP (positive pressure)"),
+    Device.BIPAP: (4, "BiPAP (positive pressure)"),
+    Device.VENTILATOR: (4, "intubation and mechanical ventilation"),
+}
+
+O2_CONVENTIONS = {
+    "label": "Oxygen: LUNSUMIO label convention, low-flow < 6 L/min, high-flow >= 6 L/min "
+             "(ASTCT puts 6 L/min itself in low-flow).",
+    "astct": "Oxygen: ASTCT convention, low-flow <= 6 L/min, high-flow > 6 L/min "
+             "(the LUNSUMIO label puts 6 L/min itself in high-flow).",
+}
+O2_SOURCES = {"label": "USPI-IV", "astct": "ASTCT"}
+
+
+def _is_high_flow(flow: float, rule: str) -> bool:
+    return flow >= 6 if rule == "label" else flow > 6
+
+
+def hypotension(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, list[str], list[Convention]]:
+    """Hypotension is graded by the intervention it needs; SBP only says it is present."""
+    unstated: list[str] = []
+    conventions: list[Convention] = []
+    pressors = inp.pressors or 0
+    if inp.vasopressin:
+        conventions.append(Convention(
+            key="vasopressin",
+            text="Vasopressin never counts toward 'multiple vasopressors': with it, one other vasopressor is "
+                 "grade 3 and only two or more others make grade 4.",
+            source="ASTCT"))
+    bp_stated = inp.sbp is not None or inp.fluids is not None
+    pressors_stated = inp.pressors is not None or inp.vasopressin is not None
+    if not pressors_stated:
+        unstated.append("vasopressors")
+    if not bp_stated and not pressors_stated:
+        unstated.insert(0, "blood pressure")
+    if inp.sbp is not None:
+        conventions.append(Convention(
+            key="sbp_threshold",
+            text=f"Hypotension: systolic < {settings.sbp_threshold} mmHg (team setting). ASTCT itself grades "
+                 "hypotension by the treatment it needs, not by a number.",
+            source="ASTCT"))
+    if pressors >= 2:
+        return Finding(domain="hypotension", level=4,
+                       text=f"{pressors} vasopressors (vasopressin not counted)"), unstated, conventions
+    if pressors == 1 or inp.vasopressin:
+        what = "1 vasopressor" + (" plus vasopressin" if pressors == 1 and inp.vasopressin else "")
+        if pressors == 0:
+            what = "vasopressin as the only vasopressor"
+        return Finding(domain="hypotension", level=3, text=what), unstated, conventions
+    low_sbp = inp.sbp is not None and inp.sbp < settings.sbp_threshold
+    if inp.fluids or low_sbp:
+        why = []
+        if low_sbp:
+            why.append(f"SBP {inp.sbp} mmHg")
+        if inp.fluids:
+            why.append("needing fluids")
+        return Finding(domain="hypotension", level=2,
+                       text="hypotension not needing a vasopressor (" + ", ".join(why) + ")"), unstated, conventions
+    return None, unstated, conventions
+
+
+def hypoxia(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, list[str], list[Convention], list[str]]:
+    """Hypoxia is graded by the oxygen support given; the 6 L/min boundary follows the active rule."""
+    rule = inp.o2rule or settings.o2rule
+    conventions = [Convention(key="o2rule", text=O2_CONVENTIONS[rule], source=O2_SOURCES[rule])]
+    notes: list[str] = []
+    if inp.spo2 is not None:
+        notes.append(f"SpO2 {inp.spo2}% was noted but does not grade hypoxia: ASTCT grades the oxygen support "
+                     "given (state it with o2= and device=).")
+    if inp.device is None and inp.o2_flow is None:
+        return None, ["oxygen"], conventions, notes
+    if inp.device in _DEVICE_LEVEL:
+        level, name = _DEVICE_LEVEL[inp.device]
+        if inp.o2_flow is not None and inp.device not in (Device.BLOW_BY,):
+            name += f" at {inp.o2_flow:g} L/min"
+        return (Finding(domain="hypoxia", level=level, text=name) if level else None), [], conventions, notes
+    # Nasal cannula, or a flow with no device: low- or high-flow by the active convention.
+    if inp.o2_flow is None:
+        notes.append("Nasal cannula flow not stated: counted as low-flow (grade 2). At "
+                     + ("6 L/min or more" if rule == "label" else "more than 6 L/min")
+                     + " it would be high-flow (grade 3).")
+        return Finding(domain="hypoxia", level=2, text="nasal cannula, flow not stated (low-flow)"), \
+            ["oxygen flow"], conventions, notes
+    if inp.o2_flow == 0:
+        return None, [], conventions, notes
+    high = _is_high_flow(inp.o2_flow, rule)
+    if inp.o2_flow == 6:
+        other = "astct" if rule == "label" else "label"
+        notes.append(f"6 L/min is exactly on the boundary: grade {3 if high else 2} under the {rule} convention, "
+                     f"grade {2 if high else 3} under the {other} convention.")
+    name = f"{'high' if high else 'low'}-flow oxygen {inp.o2_flow:g} L/min" + (
+        " by nasal cannula" if inp.device == Device.NASAL_CANNULA else "")
+    return Finding(domain="hypoxia", level=3 if high else 2, text=name), [], conventions, notes
+
+
+def grade_crs(inp: CrsInput, settings: SiteSettings) -> CrsGrade:
+    """Grade = most severe of hypotension and hypoxia, in a febrile (or fever-masked) patient."""
+    hypo_bp, unstated_bp, conv_bp = hypotension(inp, settings)
+    hypo_o2, unstated_o2, conv_o2, notes = hypoxia(inp, settings)
+    notes = list(inp.notes) + notes
+    conventions = conv_o2 + conv_bp
+    organ = [f for f in (hypo_bp, hypo_o2) if f is not None]
+    level = max((f.level for f in organ), default=0)
+    unstated = list(unstated_bp) + list(unstated_o2)
+    fever = None if inp.temp_c is None else inp.temp_c >= FEVER_C
+    masked = bool(inp.masked)
+    findings: list[Finding] = []
+    if fever:
+        findings.append(Finding(domain="fever", level=1, text=f"fever {inp.temp_c:.1f} C"))
+    findings += organ
+    at_least = any(u in unstated for u in ("blood pressure", "vasopressors", "oxygen", "oxygen flow"))
+
+    if masked:
+        conventions.insert(0, Convention(
+            key="masked_fever",
+            text="Fever may be masked (" + (", ".join(inp.masked_by) or "stated") + "): fever is not required; "
+                 "graded on hypotension and hypoxia. LUNSUMIO premedication can also hide fever.",
+            source="ASTCT; USPI-IV"))
+        grade: int | None = max(level, 1 if fever else 0)
+        if grade == 0:
+            notes.append("Fever may be masked and no hypotension or hypoxia was stated: CRS is not excluded.")
+        grade_if_masked = None
+    elif fever is None:
+        unstated.insert(0, "temperature")
+        grade = None
+        grade_if_masked = level or None
+    elif fever:
+        grade = max(level, 1)
+        grade_if_masked = None
+    else:
+        grade = 0
+        grade_if_masked = level or None
+
+    if grade_if_masked:
+        lead = "No fever" if fever is False else "Temperature not stated"
+        notes.insert(0, f"{lead}, but {' and '.join(f.text for f in organ)}: if fever was masked by premedication, "
+                        f"antipyretics, tocilizumab or steroids, this is grade {grade_if_masked}. "
+                        "Add masked=yes if so.")
+    if grade is None:
+        driver = "temperature not stated"
+    elif organ and level == grade:
+        driver = " and ".join(f.text for f in organ if f.level == level)
+    elif fever:
+        driver = findings[0].text
+    else:
+        driver = "no fever" if fever is False else "no qualifying finding"
+    return CrsGrade(
+        grade=grade,
+        grade_if_fever_masked=grade_if_masked,
+        fever=fever,
+        fever_masked=masked,
+        at_least=at_least and grade is not None,
+        findings=tuple(findings),
+        driver=driver,
+        unstated=tuple(unstated),
+        conventions=tuple(conventions),
+        notes=tuple(notes),
+    )
