@@ -1,0 +1,70 @@
+"""Builds the running bot from settings: storage, rulebooks, Slack client, Bolt app, reminder
+engine. `serve` (HTTP or Socket Mode) and `console` both start from `build_runtime`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App
+from sqlalchemy.engine import Engine
+
+from bot.clock import Clock, SystemClock
+from bot.listeners import register_listeners
+from bot.reminders import ReminderEngine, default_replica_id, parse_intervals
+from bot.rulebooks import load_rulebooks
+from bot.sender import Sender, make_client
+from bot.service import CrsService
+from bot.settings import Settings, SettingsError, parse_duration
+from bot.storage.db import make_engine, upgrade
+from bot.storage.store import Store
+
+log = logging.getLogger("crsbot")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    app: App
+    service: CrsService
+    reminders: ReminderEngine
+    engine: Engine
+
+    def start_scheduler(self) -> None:
+        self.reminders.start()
+
+    def close(self) -> None:
+        if self.reminders.running:
+            self.reminders.shutdown(wait=False)
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: bool = False) -> Runtime:
+    """Fail fast: bad rulebook, bad intervals or an unreachable database stop start-up with a clear message."""
+    clock = clock or SystemClock()
+    rulebooks = load_rulebooks(settings.rulebook)
+    try:
+        intervals = parse_intervals(settings.reassess_intervals)
+    except ValueError as exc:
+        raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    store = Store(engine, clock)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = make_client(token, settings.slack_api_url)
+    sender = Sender(client)
+    service = CrsService(settings, rulebooks, store, sender, clock)
+    signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    try:
+        app = App(signing_secret=signing, client=client, process_before_response=False,
+                  request_verification_enabled=not socket_mode, token_verification_enabled=True, name="crsbot")
+    except Exception as exc:  # noqa: BLE001 - Bolt verifies the token with auth.test at start-up
+        raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
+                            f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None
+    register_listeners(app, service)
+    reminders = ReminderEngine(store, clock, service.deliver, default_replica_id(), intervals,
+                               parse_duration(settings.escalate_after), tick_seconds=settings.tick_seconds)
+    service.reminders = reminders
+    return Runtime(settings=settings, app=app, service=service, reminders=reminders, engine=engine)

@@ -1,0 +1,54 @@
+"""The one place where failures become replies: a user-caused error gets its specific message,
+anything else a short apology with a reference, and never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+
+from bot.service import CrsService
+from grading.errors import CrsbotError, InputError
+from messages.blocks import render_ephemeral
+
+log = logging.getLogger("crsbot.errors")
+
+
+def reply_for(error: Exception) -> dict[str, Any]:
+    if isinstance(error, InputError):
+        return render_ephemeral("crsbot could not read that", error.user_message() +
+                                "\n`/crs help` shows every key. Nothing already stored was changed.")
+    if isinstance(error, CrsbotError):
+        return render_ephemeral("crsbot", error.user_message())
+    ref = secrets.token_hex(4)
+    log.error("unexpected error ref=%s", ref, exc_info=error)
+    return render_ephemeral("crsbot hit an internal problem",
+                            f"Nothing already stored was lost. Please try again; if it persists, give your Slack "
+                            f"admin this reference: `{ref}`.")
+
+
+def register(app: App, service: CrsService) -> None:
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Any, logger: logging.Logger) -> BoltResponse:
+        reply = reply_for(error)
+        if isinstance(error, CrsbotError):
+            logger.info("user error: %s", type(error).__name__)
+            service.store.audit("failure", _channel(body), _user(body), detail={"error": type(error).__name__})
+        try:
+            if respond is not None:
+                respond(response_type="ephemeral", replace_original=False, **reply)
+            elif _channel(body) and _user(body):
+                service.sender.ephemeral(_channel(body), _user(body), reply)
+        except Exception:  # noqa: BLE001 - reporting must never raise into Bolt
+            log.exception("could not tell the user about an error")
+        return BoltResponse(status=200, body="")
+
+
+def _channel(body: dict[str, Any]) -> str:
+    return body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+
+
+def _user(body: dict[str, Any]) -> str:
+    return body.get("user_id") or (body.get("user") or {}).get("id") or ""

@@ -1,0 +1,80 @@
+"""`crsbot serve`: HTTP mode on waitress, or Socket Mode with an app-level token.
+
+Waitress: a pure-Python, multi-threaded production WSGI server with no C build step and one
+process per replica, so the in-process reminder scheduler runs exactly once per replica
+(a pre-fork server such as gunicorn would start one per worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+from bot.app import Runtime, build_runtime
+from bot.settings import Settings, load_settings, require
+from bot.web import WebApp
+
+log = logging.getLogger("crsbot.serve")
+
+
+def make_server(runtime: Runtime, host: str, port: int) -> Any:
+    import waitress
+
+    return waitress.create_server(WebApp(runtime.app, runtime.engine), host=host, port=port,
+                                  threads=runtime.settings.threads, ident="crsbot", clear_untrusted_proxy_headers=True)
+
+
+def run_http(settings: Settings, host: str, port: int) -> int:
+    require(settings, "slack_bot_token", "slack_signing_secret")
+    runtime = build_runtime(settings)
+    server = make_server(runtime, host, port)
+    runtime.start_scheduler()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: shutting down", signum)
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("crsbot listening on http://%s:%s%s", host, server.effective_port, "/slack/events")
+    print(f"crsbot listening on http://{host}:{server.effective_port}", flush=True)
+    try:
+        server.run()
+    except OSError:
+        pass
+    finally:
+        runtime.close()
+    return 0
+
+
+def run_socket_mode(settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    require(settings, "slack_bot_token", "slack_app_token")
+    runtime = build_runtime(settings, socket_mode=True)
+    runtime.start_scheduler()
+    try:
+        SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[union-attr]
+    finally:
+        runtime.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.socket_mode:
+        return run_socket_mode(settings)
+    return run_http(settings, args.host, args.port if args.port is not None else settings.port)
+
+
+def register_cli(sub: Any) -> None:
+    cmd = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, default 3000, or --socket-mode)")
+    cmd.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT, else 3000)")
+    cmd.add_argument("--host", default="0.0.0.0", help="interface to bind (default 0.0.0.0)")
+    cmd.add_argument("--socket-mode", action="store_true", help="connect out to Slack with SLACK_APP_TOKEN")
+    cmd.set_defaults(func=_serve)

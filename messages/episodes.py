@@ -1,0 +1,99 @@
+"""Words for episode tracking: reminders, escalations, the 72-hour notice, status and history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from messages.blocks import button, clip, render_ephemeral
+from messages.ids import ActionId
+from messages.layout import JUDGMENT
+
+TEAM_SETTING = "Reminder cadence is this team's setting, not a clinical recommendation."
+
+
+class EpisodeLike(Protocol):
+    id: int
+    patient_label: str
+    product: str
+    current_grade: int | None
+    worst_grade: int | None
+    opened_at: datetime
+
+
+def hhmm(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M UTC") if moment else "none"
+
+
+def human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _grades(ep: EpisodeLike) -> str:
+    return f"current grade {ep.current_grade if ep.current_grade is not None else '?'}, " \
+           f"worst {ep.worst_grade if ep.worst_grade is not None else '?'}"
+
+
+def reminder_buttons(value: str) -> dict[str, Any]:
+    return {"type": "actions", "block_id": "reminder_actions", "elements": [
+        button("Reassessed", ActionId.REASSESSED, value, "primary"),
+        button("Snooze 15 min", ActionId.SNOOZE, value),
+        button("Resolved", ActionId.RESOLVED, value),
+    ]}
+
+
+def _message(text: str, value: str | None, context: str) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}]
+    if value:
+        blocks.append(reminder_buttons(value))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return {"text": clip(text, 3900), "blocks": blocks}
+
+
+def reminder_message(ep: EpisodeLike, oncall: str | None, value: str, late_by: timedelta, coalesced: int) -> \
+        dict[str, Any]:
+    who = oncall or "on-call team (no target set: `/crs oncall @user`)"
+    text = f":alarm_clock: {who}: time to reassess patient *{ep.patient_label}* ({_grades(ep)})."
+    if late_by >= timedelta(minutes=1):
+        text += f" This reminder is LATE by {human(late_by)} (crsbot was unavailable)"
+        text += f"; {coalesced + 1} missed reminders merged into this one." if coalesced else "."
+    text += " Reply with a new `/crs ... patient=" + ep.patient_label + "` or a button."
+    return _message(text, value, f"{TEAM_SETTING} {JUDGMENT}")
+
+
+def escalation_message(ep: EpisodeLike, oncall: str | None, waited: timedelta, value: str) -> dict[str, Any]:
+    who = oncall or "<!channel>"
+    text = (f":rotating_light: *ESCALATION* {who}: nobody has answered the reassessment reminder for patient "
+            f"*{ep.patient_label}* ({_grades(ep)}) for {human(waited)}. Please reassess now.")
+    return _message(text, value, f"{TEAM_SETTING} {JUDGMENT}")
+
+
+def symptom_free_message(ep: EpisodeLike, hours: float, source: str) -> dict[str, Any]:
+    text = (f":white_check_mark: Patient *{ep.patient_label}*: {hours:g} hours have passed since this CRS episode "
+            f"was marked resolved (worst grade {ep.worst_grade if ep.worst_grade is not None else '?'}). If still "
+            f"free of CRS symptoms, the {hours:g}-hour condition for the next dose is met [{source}]. "
+            "Check the other next-dose conditions in the episode's grade reply.")
+    return _message(text, None, JUDGMENT)
+
+
+def status_message(rows: list[tuple[EpisodeLike, datetime | None]], oncall: str | None) -> dict[str, Any]:
+    if not rows:
+        body = "No open CRS episodes in this channel."
+    else:
+        body = "\n".join(f"• *{ep.patient_label}* ({ep.product.upper()}): {_grades(ep)}; open since "
+                         f"{hhmm(ep.opened_at)}; next reminder {hhmm(due)}" for ep, due in rows)
+    body += f"\nOn-call target: {oncall or 'not set (`/crs oncall @user`)'}\n_{JUDGMENT}_"
+    return render_ephemeral("Open CRS episodes", body)
+
+
+def history_message(label: str, episodes: list[tuple[EpisodeLike, str, list[str]]]) -> dict[str, Any]:
+    if not episodes:
+        return render_ephemeral(f"History for {label}", "No episodes recorded in this channel.")
+    lines = []
+    for ep, state, assessments in episodes:
+        lines.append(f"*Episode {ep.id}* ({ep.product.upper()}, {state}): worst grade "
+                     f"{ep.worst_grade if ep.worst_grade is not None else '?'}")
+        lines.extend(f"   {a}" for a in assessments)
+    return render_ephemeral(f"History for {label}", "\n".join(lines) + f"\n_{JUDGMENT}_")

@@ -1,0 +1,117 @@
+"""The `/crs form` modal, both ways: build it (optionally prefilled from earlier `/crs` text) and
+turn a submission back into `/crs` text, so the form and the command share one grammar."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from grading.parse import tokenize
+from messages.ids import CallbackId, FormField
+
+Block = dict[str, Any]
+
+DEVICES = [("ra", "Room air"), ("nc", "Nasal cannula (low/high by flow)"), ("blowby", "Blow-by"),
+           ("hfnc", "High-flow nasal cannula"), ("facemask", "Facemask"), ("nrb", "Non-rebreather"),
+           ("venturi", "Venturi mask"), ("cpap", "CPAP"), ("bipap", "BiPAP"), ("vent", "Intubated / ventilated")]
+PRODUCTS = [("iv", "LUNSUMIO (IV)"), ("velo", "LUNSUMIO VELO (SC)")]
+YES_NO = [("yes", "Yes"), ("no", "No")]
+
+
+def _option(value: str, label: str) -> Block:
+    return {"text": {"type": "plain_text", "text": label}, "value": value}
+
+
+def _text_input(field: FormField, label: str, hint: str, placeholder: str, initial: str | None) -> Block:
+    element: Block = {"type": "plain_text_input", "action_id": "value",
+                      "placeholder": {"type": "plain_text", "text": placeholder}}
+    if initial:
+        element["initial_value"] = initial
+    return {"type": "input", "block_id": field.value, "optional": True,
+            "label": {"type": "plain_text", "text": label}, "hint": {"type": "plain_text", "text": hint},
+            "element": element}
+
+
+def _select(field: FormField, label: str, options: list[tuple[str, str]], hint: str, initial: str | None) -> Block:
+    element: Block = {"type": "static_select", "action_id": "value",
+                      "options": [_option(v, t) for v, t in options]}
+    chosen = next((o for o in options if o[0] == initial), None)
+    if chosen:
+        element["initial_option"] = _option(*chosen)
+    return {"type": "input", "block_id": field.value, "optional": True,
+            "label": {"type": "plain_text", "text": label}, "hint": {"type": "plain_text", "text": hint},
+            "element": element}
+
+
+def _header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": text}}
+
+
+def prefill_values(text: str | None) -> dict[str, str]:
+    """Earlier `/crs` text as form values; anything unreadable is simply not prefilled."""
+    if not text:
+        return {}
+    try:
+        tokens = tokenize(text)
+    except Exception:  # noqa: BLE001 - a prefill is a convenience, never a failure
+        return {}
+    aliases = {"t": "temp", "temperature": "temp", "bp": "sbp", "pressors": "pressor", "vasopressors": "pressor",
+               "vaso": "vasopressin", "toci": "masked", "steroids": "masked", "antipyretic": "masked",
+               "pt": "patient", "bed": "patient", "wt": "weight"}
+    return {aliases.get(t.key, t.key): t.value for t in tokens}
+
+
+def build_form(channel_id: str, prefill: str | None = None, title: str = "CRS assessment") -> Block:
+    v = prefill_values(prefill)
+    blocks = [
+        _header("Patient"),
+        _text_input(FormField.PATIENT, "Bed or study label", "Never a name or record number.", "bed12",
+                    v.get("patient")),
+        _select(FormField.PRODUCT, "Product", PRODUCTS, "Site default if left empty.", v.get("product")),
+        _header("Fever"),
+        _text_input(FormField.TEMP, "Temperature", "Celsius (39) or Fahrenheit (102.2f). Fever is >= 38.0 C.",
+                    "39", v.get("temp")),
+        _select(FormField.MASKED, "Fever may be masked?", YES_NO,
+                "Premedication, antipyretics, tocilizumab or steroids given.", v.get("masked")),
+        _header("Hypotension"),
+        _text_input(FormField.SBP, "Systolic BP (mmHg)", "Or systolic/diastolic, e.g. 85/50.", "85", v.get("sbp")),
+        _select(FormField.FLUIDS, "Needing fluid boluses?", YES_NO, "Hypotension without a vasopressor.",
+                v.get("fluids")),
+        _text_input(FormField.PRESSOR, "Vasopressors (not counting vasopressin)", "Number, 0-6.", "0",
+                    v.get("pressor")),
+        _select(FormField.VASOPRESSIN, "Vasopressin?", YES_NO, "Never counts toward 'multiple'.",
+                v.get("vasopressin")),
+        _header("Hypoxia"),
+        _text_input(FormField.O2, "Oxygen flow (L/min)", "With nasal cannula or no device, 6 L/min is the boundary.",
+                    "4", v.get("o2")),
+        _select(FormField.DEVICE, "Device", DEVICES, "HFNC, masks: grade 3; CPAP/BiPAP/ventilation: grade 4.",
+                v.get("device")),
+        _header("Other"),
+        _text_input(FormField.WEIGHT, "Weight (kg)", "For the tocilizumab dose.", "72", v.get("weight")),
+        _select(FormField.RECURRENT, "Previous CRS episode of the same grade?", YES_NO,
+                "Known episodes are found automatically.", v.get("recurrent")),
+    ]
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.CRS_FORM.value,
+        "private_metadata": json.dumps({"channel": channel_id}),
+        "title": {"type": "plain_text", "text": title[:24]},
+        "submit": {"type": "plain_text", "text": "Grade"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def submission_text(state_values: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """`view.state.values` -> `/crs` text. Free text is kept whole, so the parser reports bad values
+    against the field's own key and the modal can show the error inline."""
+    pairs: list[str] = []
+    for field in FormField:
+        element = state_values.get(field.value, {}).get("value", {})
+        value = element.get("value")
+        if value is None and element.get("selected_option"):
+            value = element["selected_option"]["value"]
+        if value is None or not str(value).strip():
+            continue
+        pairs.append(f"{field.value}={''.join(str(value).split())}")
+    return " ".join(pairs)

@@ -1,0 +1,32 @@
+"""Every Slack action id, callback id and form block id in one place, so listeners and the
+renderers that create the buttons can never drift apart."""
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    REASSESSED = "crs_reassessed"
+    RESOLVED = "crs_resolved"
+    SNOOZE = "crs_snooze"
+    NEW_ASSESSMENT = "crs_new_assessment"
+
+
+class CallbackId(StrEnum):
+    CRS_FORM = "crs_form"
+
+
+class FormField(StrEnum):
+    """Form block ids are the grammar's own keys: a form submission is turned into `/crs` text."""
+
+    PATIENT = "patient"
+    PRODUCT = "product"
+    TEMP = "temp"
+    MASKED = "masked"
+    SBP = "sbp"
+    FLUIDS = "fluids"
+    PRESSOR = "pressor"
+    VASOPRESSIN = "vasopressin"
+    O2 = "o2"
+    DEVICE = "device"
+    WEIGHT = "weight"
+    RECURRENT = "recurrent"
