@@ -82,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrsbotError as exc:
         print(f"crsbot: {exc.user_message()}", file=sys.stderr)
         return 3
+    except BrokenPipeError:
+        # `crsbot audit export | head`: the reader left; that is not an error.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

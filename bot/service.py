@@ -155,9 +155,6 @@ class CrsService:
         value = button_value(t=text, a=recorded.assessment_id, e=episode.id if episode else None)
         payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
         self._post_assessment(channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
-        self.store.audit("grade", channel, user, patient_label=inp.patient,
-                         detail={"grade": report.grade, "grade_if_fever_masked": report.grade_if_fever_masked,
-                                 "recurrent": report.recurrent, "rulebook": rulebook.rulebook.version})
         return report
 
     def _last_resolved(self, channel: str, patient: str, product: Product) -> Episode | None:

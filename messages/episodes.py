@@ -22,7 +22,7 @@ class EpisodeLike(Protocol):
 
 
 def hhmm(moment: datetime | None) -> str:
-    return moment.strftime("%H:%M UTC") if moment else "none"
+    return moment.strftime("%a %d %b %H:%M UTC") if moment else "none"
 
 
 def human(delta: timedelta) -> str:
