@@ -73,7 +73,8 @@ def test_crs_command_posts_to_the_events_endpoint(manifest: dict[str, Any]) -> N
     url = urlsplit(crs["url"])
     assert url.scheme == "https"
     assert url.path == EVENTS_PATH
-    assert crs["should_escape"] is False
+    # Escaped, so `/crs oncall @jane` arrives as <@U123|jane>: the bot stores IDs, not display names.
+    assert crs["should_escape"] is True
     assert 1 <= len(crs["description"]) <= 2000
 
 
