@@ -55,7 +55,7 @@ class Settings(BaseSettings):
                                     validation_alias=env("CRSBOT_REASSESS_INTERVALS", "reassess_intervals"))
     escalate_after: str = Field("15m", validation_alias=env("CRSBOT_ESCALATE_AFTER", "escalate_after"))
     tick_seconds: float = Field(1.0, gt=0, le=60, validation_alias=env("CRSBOT_TICK_SECONDS", "tick_seconds"))
-    port: int = Field(3000, ge=1, le=65535, validation_alias=env("PORT", "port"))
+    port: int = Field(3000, ge=0, le=65535, validation_alias=env("PORT", "port"))
     threads: int = Field(16, ge=1, le=256, validation_alias=env("CRSBOT_THREADS", "threads"))
     log_level: str = Field("INFO", validation_alias=env("CRSBOT_LOG_LEVEL", "log_level"))
 
