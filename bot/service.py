@@ -120,12 +120,15 @@ class CrsService:
 
     # ---------------------------------------------------------------- assessing
 
-    def _previous_worst(self, channel: str, patient: str | None, product: Product) -> tuple[Episode | None, bool]:
-        """The patient's open episode, and whether it is (or would start) a recurrence."""
-        if patient is None:
-            return None, False
-        open_episode = self.store.find_open_episode(channel, patient)
-        return open_episode, bool(open_episode and open_episode.recurrent_of)
+    def _recurrence(self, channel: str, patient: str | None, product: Product, grade: int) -> Episode | None:
+        """The previous episode that makes this grade recurrent: the patient's last resolved episode with
+        the same product reached this same grade. `recurrent=yes` covers patients the bot has not seen."""
+        if patient is None or grade < 1:
+            return None
+        resolved = [h.episode for h in self.store.episode_history(channel, patient)
+                    if h.episode.product == product and not h.episode.is_open]
+        previous = max(resolved, key=lambda e: e.resolved_at or e.opened_at, default=None)
+        return previous if previous is not None and previous.worst_grade == grade else None
 
     def crs(self, channel: str, user: str, text: str) -> CrsReport:
         inp = parse_crs(text)
@@ -134,17 +137,14 @@ class CrsService:
         product: Product = inp.product or self.settings.product
         rulebook = self.rulebooks[product]
         basis = graded.grade or graded.grade_if_fever_masked or 0
-        open_episode, recurrent_known = self._previous_worst(channel, inp.patient, product)
-        if inp.patient and open_episode is None:
-            previous = self._last_resolved(channel, inp.patient, product)
-            recurrent_known = bool(previous and basis >= 1 and previous.worst_grade == basis)
-        report = decide_crs(inp, graded, rulebook, recurrent=bool(inp.recurrent) or recurrent_known)
+        previous = self._recurrence(channel, inp.patient, product, basis)
+        report = decide_crs(inp, graded, rulebook, recurrent=bool(inp.recurrent) or previous is not None)
         recorded = self.store.record_assessment(
             channel, inp.patient, product, "crs", {"text": text, "parsed": inp.model_dump(mode="json")},
             report.model_dump(mode="json"), report.grade, rulebook.rulebook.id, rulebook.rulebook.version, user)
         episode = recorded.episode
-        if episode and recorded.is_new_episode and recurrent_known and recorded.previous_episode:
-            episode = self.store.mark_recurrence(episode.id, recorded.previous_episode.id)
+        if episode and previous and episode.recurrent_of is None:
+            episode = self.store.mark_recurrence(episode.id, previous.id)
         footer = None
         if episode and self.reminders is not None:
             due = self.reminders.schedule_after_assessment(episode.id, basis, user_id=user)
@@ -156,11 +156,6 @@ class CrsService:
         payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
         self._post_assessment(channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
         return report
-
-    def _last_resolved(self, channel: str, patient: str, product: Product) -> Episode | None:
-        resolved = [h.episode for h in self.store.episode_history(channel, patient)
-                    if h.episode.product == product and not h.episode.is_open]
-        return max(resolved, key=lambda e: e.resolved_at or e.opened_at, default=None)
 
     def _post_assessment(self, channel: str, episode: Episode | None, new: bool, assessment_id: int,
                          payload: Payload) -> None:
@@ -225,8 +220,6 @@ class CrsService:
         resolved = self.store.resolve_episode_by_id(episode.id, user, hours or 0)
         if hours is None:
             self._cancel_symptom_free(episode.id)
-        self.store.audit("resolve", channel, user, patient_label=episode.patient_label,
-                         detail={"episode": episode.id, "symptom_free_hours": hours})
         when = (f"A notice will be posted when {hours:g} symptom-free hours have passed "
                 f"({hhmm(resolved.symptom_free_until if resolved else None)})." if hours
                 else "The symptom-free interval before the next dose is not in this rulebook: "
