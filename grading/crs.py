@@ -6,6 +6,8 @@ Pure: no I/O, no product rules. Every convention the grade depends on is returne
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from grading.models import Convention, CrsGrade, CrsInput, Device, Finding, SiteSettings
 
 FEVER_C = 38.0
@@ -22,13 +24,45 @@ _DEVICE_LEVEL: dict[Device, tuple[int, str]] = {
     Device.VENTILATOR: (4, "intubation and mechanical ventilation"),
 }
 
+# Each product's own label carries the < 6 / >= 6 L/min footnote (reference.md sections 4 and 5):
+# a VELO reply cites the VELO label, never the IV one.
+LABEL_NAMES = {"iv": "LUNSUMIO", "velo": "LUNSUMIO VELO"}
+LABEL_SOURCES = {"iv": "USPI-IV", "velo": "USPI-VELO"}
 O2_CONVENTIONS = {
-    "label": "Oxygen: LUNSUMIO label convention, low-flow < 6 L/min, high-flow >= 6 L/min "
+    "label": "Oxygen: {label} label convention, low-flow < 6 L/min, high-flow >= 6 L/min "
              "(ASTCT puts 6 L/min itself in low-flow).",
     "astct": "Oxygen: ASTCT convention, low-flow <= 6 L/min, high-flow > 6 L/min "
-             "(the LUNSUMIO label puts 6 L/min itself in high-flow).",
+             "(the {label} label puts 6 L/min itself in high-flow).",
 }
-O2_SOURCES = {"label": "USPI-IV", "astct": "ASTCT"}
+# Conventions are immutable and depend only on the rule in force and the product: build each once.
+O2_CONVENTION = {
+    (rule, product): Convention(key="o2rule", text=text.format(label=LABEL_NAMES[product]),
+                                source=LABEL_SOURCES[product] if rule == "label" else "ASTCT")
+    for rule, text in O2_CONVENTIONS.items() for product in LABEL_NAMES
+}
+VASOPRESSIN_CONVENTION = Convention(
+    key="vasopressin",
+    text="Vasopressin never counts toward 'multiple vasopressors': with it, one other vasopressor is "
+         "grade 3 and only two or more others make grade 4.",
+    source="ASTCT")
+
+
+@lru_cache(maxsize=64)
+def sbp_convention(threshold: int) -> Convention:
+    return Convention(
+        key="sbp_threshold",
+        text=f"Hypotension: systolic < {threshold} mmHg (team setting). ASTCT itself grades "
+             "hypotension by the treatment it needs, not by a number.",
+        source="ASTCT")
+
+
+@lru_cache(maxsize=64)
+def masked_convention(masked_by: tuple[str, ...], product: str) -> Convention:
+    return Convention(
+        key="masked_fever",
+        text="Fever may be masked (" + (", ".join(masked_by) or "stated") + "): fever is not required; "
+             f"graded on hypotension and hypoxia. {LABEL_NAMES[product]} premedication can also hide fever.",
+        source=f"ASTCT; {LABEL_SOURCES[product]}")
 
 
 def _is_high_flow(flow: float, rule: str) -> bool:
@@ -41,23 +75,17 @@ def hypotension(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, 
     conventions: list[Convention] = []
     pressors = inp.pressors or 0
     if inp.vasopressin:
-        conventions.append(Convention(
-            key="vasopressin",
-            text="Vasopressin never counts toward 'multiple vasopressors': with it, one other vasopressor is "
-                 "grade 3 and only two or more others make grade 4.",
-            source="ASTCT"))
+        conventions.append(VASOPRESSIN_CONVENTION)
     bp_stated = inp.sbp is not None or inp.fluids is not None
-    pressors_stated = inp.pressors is not None or inp.vasopressin is not None
-    if not pressors_stated:
+    # `vasopressin=no` says nothing about the other vasopressors, and `pressor=0` says nothing about
+    # hypotension managed with fluids: either left unsaid could raise the grade, so list it.
+    on_vasopressor = pressors >= 1 or bool(inp.vasopressin)
+    if inp.pressors is None:
         unstated.append("vasopressors")
-    if not bp_stated and not pressors_stated:
+    if not bp_stated and not on_vasopressor:
         unstated.insert(0, "blood pressure")
     if inp.sbp is not None:
-        conventions.append(Convention(
-            key="sbp_threshold",
-            text=f"Hypotension: systolic < {settings.sbp_threshold} mmHg (team setting). ASTCT itself grades "
-                 "hypotension by the treatment it needs, not by a number.",
-            source="ASTCT"))
+        conventions.append(sbp_convention(settings.sbp_threshold))
     if pressors >= 2:
         return Finding(domain="hypotension", level=4,
                        text=f"{pressors} vasopressors (vasopressin not counted)"), unstated, conventions
@@ -81,7 +109,7 @@ def hypotension(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, 
 def hypoxia(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, list[str], list[Convention], list[str]]:
     """Hypoxia is graded by the oxygen support given; the 6 L/min boundary follows the active rule."""
     rule = inp.o2rule or settings.o2rule
-    conventions = [Convention(key="o2rule", text=O2_CONVENTIONS[rule], source=O2_SOURCES[rule])]
+    conventions = [O2_CONVENTION[rule, inp.product or settings.product]]
     notes: list[str] = []
     if inp.spo2 is not None:
         notes.append(f"SpO2 {inp.spo2}% was noted but does not grade hypoxia: ASTCT grades the oxygen support "
@@ -130,11 +158,7 @@ def grade_crs(inp: CrsInput, settings: SiteSettings) -> CrsGrade:
     at_least = any(u in unstated for u in ("blood pressure", "vasopressors", "oxygen", "oxygen flow"))
 
     if masked:
-        conventions.insert(0, Convention(
-            key="masked_fever",
-            text="Fever may be masked (" + (", ".join(inp.masked_by) or "stated") + "): fever is not required; "
-                 "graded on hypotension and hypoxia. LUNSUMIO premedication can also hide fever.",
-            source="ASTCT; USPI-IV"))
+        conventions.insert(0, masked_convention(inp.masked_by, inp.product or settings.product))
         grade: int | None = max(level, 1 if fever else 0)
         if grade == 0:
             notes.append("Fever may be masked and no hypotension or hypoxia was stated: CRS is not excluded.")

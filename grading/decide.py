@@ -29,10 +29,23 @@ def as_action(entry: Entry) -> Action:
     return Action(id=entry.id, text=text, source=entry.source, status=entry.status, phase=entry.phase)
 
 
+# Rulebooks are immutable once validated, so the actions for (entries, grade, recurrent, phases) are
+# built once. The cache keeps a reference to `entries`, so an id() is never reused while cached.
+_SELECTED: dict[tuple[int, int, bool, tuple[str, ...]], tuple[tuple[Entry, ...], tuple[Action, ...]]] = {}
+
+
 def select(entries: tuple[Entry, ...], grade: int, recurrent: bool, phases: tuple[str, ...]) -> tuple[Action, ...]:
     if grade < 1:
         return ()
-    return tuple(as_action(e) for e in entries if e.phase in phases and e.applies(grade, recurrent))
+    key = (id(entries), grade, recurrent, phases)
+    hit = _SELECTED.get(key)
+    if hit is not None and hit[0] is entries:
+        return hit[1]
+    actions = tuple(as_action(e) for e in entries if e.phase in phases and e.applies(grade, recurrent))
+    if len(_SELECTED) > 4096:  # rulebooks reloaded many times: start over rather than grow
+        _SELECTED.clear()
+    _SELECTED[key] = (entries, actions)
+    return actions
 
 
 def tocilizumab_dose(rulebook: Rulebook, weight_kg: float | None) -> TocilizumabDose | None:

@@ -10,7 +10,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from grading.errors import InputError
 from grading.models import CrsInput, DelayInput, Device, IcansInput, PremedInput
@@ -33,22 +33,26 @@ class KeySpec:
     example: str
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a NamedTuple: built once per word typed, so cheap matters
     key: str
     value: str
     raw: str
 
 
 _SPACED_SEPARATOR = re.compile(r"\s*([=:])\s*")
+_HAS_SPACED_SEPARATOR = re.compile(r"\s[=:]|[=:]\s")
+_PAIR = re.compile(r"^([^=:]+)[=:](.*)$")
 
 
 def tokenize(text: str) -> list[Token]:
     """Split `a=1 b:2` into tokens; tolerate `a = 1` (phones insert spaces)."""
-    cleaned = _SPACED_SEPARATOR.sub(r"\1", text.strip().replace("\u201c", "").replace("\u201d", ""))
+    # Smart quotes become spaces (not nothing), so every key read is a substring of what was typed.
+    cleaned = text.replace("\u201c", " ").replace("\u201d", " ").strip()
+    if _HAS_SPACED_SEPARATOR.search(cleaned):
+        cleaned = _SPACED_SEPARATOR.sub(r"\1", cleaned)
     tokens: list[Token] = []
     for raw in cleaned.split():
-        match = re.match(r"^([^=:]+)[=:](.*)$", raw)
+        match = _PAIR.match(raw)
         if match is None:
             raise InputError(
                 None,
@@ -63,9 +67,10 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def parse_pairs(text: str, specs: list[KeySpec], example: str) -> tuple[dict[str, Any], list[str]]:
-    """Read every token with its spec; returns field values plus the keys as typed."""
-    by_name = {name: spec for spec in specs for name in spec.names}
+def parse_pairs(text: str, specs: list[KeySpec], example: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read every token with its spec; returns field values plus, per field, the key as typed
+    (so later errors name the key the person actually wrote)."""
+    by_name = _index(specs)
     values: dict[str, Any] = {}
     seen: dict[str, str] = {}
     for token in tokenize(text):
@@ -76,27 +81,50 @@ def parse_pairs(text: str, specs: list[KeySpec], example: str) -> tuple[dict[str
             known = ", ".join(s.names[0] for s in specs)
             raise InputError(token.key, f"is not a key this command knows.{hint}", f"keys: {known}", example)
         value = spec.read(token.key, token.value)
-        if spec.field in seen and spec.field not in _MERGED_FIELDS:
+        # Merged fields accept several different keys (masked=yes toci=yes), but not one key twice.
+        slot = spec.names[0] if spec.field in _MERGED_FIELDS else spec.field
+        if slot in seen:
             raise InputError(
                 token.key,
-                f"is given twice (also as `{seen[spec.field]}`).",
+                f"is given twice (also as `{seen[slot]}`).",
                 spec.accepted,
                 spec.example,
             )
-        seen.setdefault(spec.field, token.key)
+        seen[slot] = token.key
         if spec.field in _MERGED_FIELDS:
             values.setdefault(spec.field, []).append((token.key, value))
         else:
             values[spec.field] = value
-    return values, list(seen.values())
+    return values, seen
 
 
 # Fields several keys may feed (masked=yes toci=yes): their values are collected, not clashing.
 _MERGED_FIELDS = {"masked"}
 
+_INDEXES: dict[int, tuple[list[KeySpec], dict[str, KeySpec]]] = {}
+
+
+def _index(specs: list[KeySpec]) -> dict[str, KeySpec]:
+    """name -> spec, built once per command's key list (the lists are module constants)."""
+    hit = _INDEXES.get(id(specs))
+    if hit is not None and hit[0] is specs:
+        return hit[1]
+    index = {name: spec for spec in specs for name in spec.names}
+    _INDEXES[id(specs)] = (specs, index)
+    return index
+
+
+_DECIMAL = re.compile(r"(\d+(?:\.\d+)?)")
+_DIGITS = re.compile(r"\d+")
+_TEMP = re.compile(r"(\d+(?:\.\d+)?)\s*(?:°|deg)?\s*([cf]?)")
+_BP = re.compile(r"(\d{1,3})(?:/(\d{1,3}))?")
+_ONE_DIGIT = re.compile(r"\d")
+_FLOW = re.compile(r"(\d+(?:\.\d+)?)\s*(?:l|lpm|l/min|lmin)?")
+_WEIGHT = re.compile(r"(\d+(?:\.\d+)?)\s*(kg|lb|lbs)?")
+
 
 def _number(key: str, raw: str, low: float, high: float, unit: str, example: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)", raw)
+    match = _DECIMAL.fullmatch(raw)
     if match is None:
         raise InputError(key, f"`{raw}` is not a number.", f"a number of {unit} from {low:g} to {high:g}", example)
     value = float(match.group(1))
@@ -111,11 +139,13 @@ def _number(key: str, raw: str, low: float, high: float, unit: str, example: str
 
 
 def _whole(key: str, raw: str, low: int, high: int, unit: str, example: str) -> int:
-    if not re.fullmatch(r"\d+", raw):
+    if not _DIGITS.fullmatch(raw):
         raise InputError(key, f"`{raw}` is not a whole number.", f"{low} to {high} {unit}", example)
-    value = int(raw)
-    if not low <= value <= high:
-        raise InputError(key, f"{value} is outside {low} to {high}.", f"{low} to {high} {unit}", example)
+    # Guard before int(): a very long digit string would raise ValueError (int max str digits).
+    value = int(raw) if len(raw) <= 9 else None
+    if value is None or not low <= value <= high:
+        raise InputError(key, f"{raw[:10] + '...' if value is None else value} is outside {low} to {high}.",
+                         f"{low} to {high} {unit}", example)
     return value
 
 
@@ -131,7 +161,7 @@ def read_temp(key: str, raw: str) -> tuple[float, str | None]:
     """Return (Celsius, note). A bare number's unit is inferred from its range and said aloud."""
     example = f"{key}=39 (Celsius) or {key}=101.3f"
     accepted = "Celsius 30-45 or Fahrenheit 86-113; a unit suffix c or f is optional"
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:°|deg)?\s*([cf]?)", raw)
+    match = _TEMP.fullmatch(raw)
     if match is None:
         raise InputError(key, f"`{raw}` is not a temperature.", accepted, example)
     value, unit = float(match.group(1)), match.group(2)
@@ -139,11 +169,11 @@ def read_temp(key: str, raw: str) -> tuple[float, str | None]:
         if not 30 <= value <= 45:
             raise InputError(key, f"{value:g} C is not a possible body temperature.", accepted, example)
         note = None if unit else f"Temperature {value:g} read as Celsius (a bare number from 30 to 45)."
-        return round(value, 2), note
+        return value, note  # as typed: rounding could lift 37.996 C to a 38.0 C fever
     if unit == "f" or (not unit and 86 <= value <= 113):
         if not 86 <= value <= 113:
             raise InputError(key, f"{value:g} F is not a possible body temperature.", accepted, example)
-        celsius = round((value - 32) * 5 / 9, 2)
+        celsius = round((value - 32) * 5 / 9, 6)  # 6 places only drops float noise; 2 lifted 100.399 F to fever
         note = None if unit else f"Temperature {value:g} read as Fahrenheit (= {celsius:.1f} C)."
         if unit:
             note = f"Temperature {value:g} F = {celsius:.1f} C."
@@ -153,7 +183,7 @@ def read_temp(key: str, raw: str) -> tuple[float, str | None]:
 
 def read_sbp(key: str, raw: str) -> tuple[int, int | None]:
     example = "sbp=85 or bp=85/50"
-    match = re.fullmatch(r"(\d{1,3})(?:/(\d{1,3}))?", raw)
+    match = _BP.fullmatch(raw)
     if match is None:
         raise InputError(key, f"`{raw}` is not a blood pressure.", "systolic mmHg, or systolic/diastolic", example)
     systolic = int(match.group(1))
@@ -168,7 +198,7 @@ def read_sbp(key: str, raw: str) -> tuple[int, int | None]:
 
 
 def read_pressors(key: str, raw: str) -> tuple[int, str | None]:
-    if re.fullmatch(r"\d", raw) and int(raw) <= 6:
+    if _ONE_DIGIT.fullmatch(raw) and int(raw) <= 6:
         return int(raw), None
     if raw in TRUE:
         return 1, "`pressor=yes` counted as one vasopressor; give the number if more than one."
@@ -203,7 +233,7 @@ def read_device(key: str, raw: str) -> Device:
 
 def read_o2(key: str, raw: str) -> tuple[float | None, Device | None]:
     """`o2=4`, `o2=4l`, `o2=4lpm` is a flow; `o2=nc` is a device."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:l|lpm|l/min|lmin)?", raw)
+    match = _FLOW.fullmatch(raw)
     if match is None:
         return None, read_device(key, raw)
     flow = float(match.group(1))
@@ -236,7 +266,7 @@ def read_patient(key: str, raw: str) -> str:
 
 
 def read_weight(key: str, raw: str) -> tuple[float, str | None]:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(kg|lb|lbs)?", raw)
+    match = _WEIGHT.fullmatch(raw)
     if match is None:
         raise InputError(key, f"`{raw}` is not a weight.", "kilograms 2-350 (or pounds with lb)", "weight=72")
     value = float(match.group(1))
@@ -286,7 +316,7 @@ _MASK_REASON = {
 
 def parse_crs(text: str) -> CrsInput:
     """Parse the text after `/crs` into a `CrsInput`; raise `InputError` naming the key otherwise."""
-    values, _ = parse_pairs(text, CRS_KEYS, CRS_EXAMPLE)
+    values, typed = parse_pairs(text, CRS_KEYS, CRS_EXAMPLE)
     if not values:
         raise InputError(None, "nothing to grade.", "key=value pairs for the findings you have", CRS_EXAMPLE)
     notes: list[str] = []
@@ -305,11 +335,11 @@ def parse_crs(text: str) -> CrsInput:
     flow, o2_device = values.get("o2", (None, None))
     device = values.get("device")
     if o2_device is not None and device is not None and o2_device != device:
-        raise InputError("device", f"says `{device.value}` but `o2` says `{o2_device.value}`.",
+        raise InputError(typed["device"], f"says `{device.value}` but `{typed['o2']}` says `{o2_device.value}`.",
                          "one device, with the flow in o2=", "o2=4 device=nc")
     device = device or o2_device
     if flow and device == Device.ROOM_AIR:
-        raise InputError("o2", f"gives {flow:g} L/min but the device is room air.",
+        raise InputError(typed["o2"], f"gives {flow:g} L/min but the device is room air.",
                          "a flow with a device, or device=ra alone", "o2=4 device=nc")
     if "masked" in values:
         fields["masked"] = any(said for _, said in values["masked"])
@@ -394,7 +424,8 @@ def parse_delay(text: str) -> DelayInput:
     for needed in ("last", "since_days"):
         if needed not in values:
             spec = next(s for s in DELAY_KEYS if s.field == needed)
-            raise InputError(spec.names[0], "is required.", spec.accepted, DELAY_EXAMPLE)
+            # key=None: `InputError.key` is a key that was typed; a missing one is named in the text.
+            raise InputError(None, f"`{spec.names[0]}` is required.", spec.accepted, DELAY_EXAMPLE)
     return DelayInput(**values)
 
 
@@ -410,5 +441,5 @@ PREMED_KEYS: list[KeySpec] = [
 def parse_premed(text: str) -> PremedInput:
     values, _ = parse_pairs(text, PREMED_KEYS, PREMED_EXAMPLE)
     if "cycle" not in values:
-        raise InputError("cycle", "is required.", "a cycle number 1-17", PREMED_EXAMPLE)
+        raise InputError(None, "`cycle` is required.", "a cycle number 1-17", PREMED_EXAMPLE)
     return PremedInput(**values)

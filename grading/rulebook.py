@@ -6,6 +6,7 @@ typo in a site's rulebook stops the bot at start-up with a message that says whe
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,8 +114,8 @@ class Rulebook(Strict):
     premed: PremedTable
     tocilizumab: TocilizumabRule | None = None
 
-    @property
-    def ref(self) -> RulebookRef:
+    @cached_property
+    def ref(self) -> RulebookRef:  # built once: the rulebook is frozen
         m = self.rulebook
         return RulebookRef(id=m.id, version=m.version, product=m.product, title=m.title)
 
@@ -155,11 +156,18 @@ def parse_rulebook(data: dict[str, Any], origin: str) -> Rulebook:
     try:
         return Rulebook.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        field = ".".join(str(p) for p in loc)
-        entry = _entry_id(data, loc)
-        if message.startswith("entry '"):
+        errors = exc.errors()
+        entry = _entry_id(data, tuple(errors[0]["loc"]))
+        problems: list[str] = []
+        # Every problem of the first faulty entry: a misspelt `txt` shows as "text: Field required"
+        # *and* "txt: Extra inputs are not permitted", which together say what to fix.
+        for err in errors:
+            loc = tuple(err["loc"])
+            if _entry_id(data, loc) != entry or len(problems) == 5:
+                continue
+            message = err["msg"].removeprefix("Value error, ")
+            field = ".".join(str(p) for p in loc)
+            problems.append(f"{field + ': ' if field else ''}{message}")
+        if problems[0].startswith("entry '"):
             entry = None
-        raise RulebookError(origin, entry, f"{field + ': ' if field else ''}{message}") from None
+        raise RulebookError(origin, entry, "; ".join(problems)) from None
