@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from bot.settings import load_settings
 from bot.storage.audit_export import export_audit
@@ -13,7 +12,7 @@ from bot.storage.db import current_revision, make_engine, upgrade
 from bot.storage.store import Store
 
 
-def _db_upgrade(args: argparse.Namespace) -> int:
+def db_upgrade_command(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -24,7 +23,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_export(args: argparse.Namespace) -> int:
+def audit_export_command(args: argparse.Namespace) -> int:
     settings = load_settings()
     engine = make_engine(settings.db_url)
     upgrade(engine)
@@ -37,13 +36,3 @@ def _audit_export(args: argparse.Namespace) -> int:
         export_audit(store, args.format, sys.stdout)
     engine.dispose()
     return 0
-
-
-def register_cli(sub: Any) -> None:
-    db = sub.add_parser("db", help="database administration").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply schema migrations (also done at start-up)").set_defaults(func=_db_upgrade)
-    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
-    export = audit.add_parser("export", help="write the audit trail as CSV or JSON lines")
-    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    export.add_argument("--out", help="file to write (default: standard output)")
-    export.set_defaults(func=_audit_export)

@@ -236,7 +236,7 @@ class Console:
         self.open_view = None
 
 
-def _console(args: argparse.Namespace) -> int:
+def console_command(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="crsbot-console-"))
     console = Console(sys.stdout, data_dir)
     console.say(BANNER)
@@ -264,10 +264,3 @@ def _console(args: argparse.Namespace) -> int:
     finally:
         console.close()
     return 0
-
-
-def register_cli(sub: Any) -> None:
-    cmd = sub.add_parser("console", help="run the whole bot locally against a Slack stand-in (no Slack account)")
-    cmd.add_argument("--demo", action="store_true", help="play a short scripted on-call scenario first")
-    cmd.add_argument("--data-dir", help="keep the SQLite database here (default: a new temporary folder)")
-    cmd.set_defaults(func=_console)

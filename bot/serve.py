@@ -63,18 +63,10 @@ def run_socket_mode(settings: Settings) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.socket_mode:
         return run_socket_mode(settings)
     return run_http(settings, args.host, args.port if args.port is not None else settings.port)
-
-
-def register_cli(sub: Any) -> None:
-    cmd = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, default 3000, or --socket-mode)")
-    cmd.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT, else 3000)")
-    cmd.add_argument("--host", default="0.0.0.0", help="interface to bind (default 0.0.0.0)")
-    cmd.add_argument("--socket-mode", action="store_true", help="connect out to Slack with SLACK_APP_TOKEN")
-    cmd.set_defaults(func=_serve)

@@ -192,7 +192,8 @@ def grade_crs(inp: CrsInput, settings: SiteSettings) -> CrsGrade:
         grade_if_fever_masked=grade_if_masked,
         fever=fever,
         fever_masked=masked,
-        at_least=at_least and grade is not None,
+        # An unmasked afebrile grade 0 is exact by ASTCT; the masked alternative is grade_if_fever_masked.
+        at_least=at_least and grade is not None and (grade > 0 or masked),
         findings=tuple(findings),
         driver=driver,
         unstated=tuple(unstated),
