@@ -1,0 +1,156 @@
+"""Engines and schema migrations for SQLite (single host) and PostgreSQL (replicas).
+
+SQLite runs in WAL mode with every transaction opened as `BEGIN IMMEDIATE`, so
+two processes sharing a file serialise their writes instead of failing with
+"database is locked" when a read transaction tries to become a write one.
+Migrations run programmatically from the packaged `bot/migrations` directory,
+under a PostgreSQL advisory lock, so any number of replicas may start at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+
+__all__ = [
+    "DEFAULT_SQLITE_FILENAME",
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "current_revision",
+    "default_database_url",
+    "head_revision",
+    "make_engine",
+    "normalise_url",
+    "upgrade",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SQLITE_FILENAME = "crsbot.sqlite3"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+# Arbitrary but fixed key ("crsbmigr" as ASCII) shared by every replica.
+MIGRATION_LOCK_KEY = 0x637273626D696772
+# alembic's `context` module is a process-wide proxy, so two threads must never
+# run migrations at the same time, even on different databases.
+_ALEMBIC_LOCK = threading.Lock()
+
+
+def default_database_url(data_dir: str | Path) -> str:
+    """The SQLite file used when no DATABASE_URL is configured."""
+    return f"sqlite:///{Path(data_dir) / DEFAULT_SQLITE_FILENAME}"
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Point bare PostgreSQL URLs (Heroku-style `postgres://` too) at psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_sqlite_file(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+
+
+def make_engine(url: str | URL | None = None, *, data_dir: str | Path = "data", echo: bool = False) -> Engine:
+    """Create an engine for `url`, or for the default SQLite file under `data_dir`."""
+    parsed = normalise_url(url if url is not None else default_database_url(data_dir))
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        if _is_sqlite_file(parsed):
+            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine, wal=_is_sqlite_file(parsed))
+        return engine
+    kwargs["pool_pre_ping"] = True  # survive a PostgreSQL restart without a failed tick
+    return create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    """WAL + busy timeout + foreign keys, and SQLAlchemy-controlled `BEGIN IMMEDIATE`."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module (it skips it for SELECTs).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so
+        # read-then-write transactions cannot fail half-way on a stale snapshot.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An alembic Config built in code (no alembic.ini), usable from any cwd or install."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if url is not None:
+        rendered = normalise_url(url).render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+@contextmanager
+def _engine_for(engine_or_url: Engine | str | URL) -> Iterator[Engine]:
+    if isinstance(engine_or_url, Engine):
+        yield engine_or_url
+        return
+    engine = make_engine(engine_or_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
+    """Migrate the database to `revision`; safe to call on every start, from every replica.
+
+    Everything runs in one transaction: on PostgreSQL it first takes a
+    transaction-scoped advisory lock (so concurrent starters queue, and the later
+    ones find the schema already current); on SQLite `BEGIN IMMEDIATE` does the same.
+    """
+    with _engine_for(engine_or_url) as engine:
+        config = alembic_config()
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            config.attributes["connection"] = connection
+            with _ALEMBIC_LOCK:  # taken after the database lock, so the order is always the same
+                command.upgrade(config, revision)
+        log.info("database schema at %s", current_revision(engine))
+
+
+def current_revision(engine_or_url: Engine | str | URL) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with _engine_for(engine_or_url) as engine, engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
