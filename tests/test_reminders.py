@@ -1,0 +1,503 @@
+"""Reminder engine: cadence, escalation, 72-hour notice, catch-up, retries, exactly-once.
+
+Time is a ManualClock, so hours pass instantly. The `deliver` callback stands in
+for Slack (an external system): it records each post and returns a fake ts.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.clock import ManualClock
+from bot.reminders import DueReminder, ReminderEngine, format_intervals, parse_intervals
+from bot.storage import Episode, Store
+from bot.storage.db import make_engine
+from tests.db_fixtures import (  # noqa: F401  (fixtures)
+    CLOCK_START,
+    clock,
+    db_engine,
+    db_url,
+    pg_admin_engine,
+    pg_database_factory,
+    pg_module_url,
+    store,
+)
+
+CH = "C0HEME"
+INTERVALS = {1: timedelta(hours=4), 2: timedelta(hours=2), 3: timedelta(hours=1), 4: timedelta(minutes=30)}
+ESCALATE_AFTER = timedelta(minutes=15)
+T0 = CLOCK_START
+
+
+class FakeSlack:
+    """Records every post; optionally fails the first `fail_first` posts (or all of them)."""
+
+    def __init__(self, fail_first: int = 0, *, always_fail: bool = False, jitter: float = 0.0) -> None:
+        self.posts: list[DueReminder] = []
+        self.calls = 0
+        self.fail_first = fail_first
+        self.always_fail = always_fail
+        self.jitter = jitter
+        self.on_post: Callable[[DueReminder], None] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, due: DueReminder) -> str:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if self.jitter:
+            time.sleep(random.uniform(0, self.jitter))  # widen race windows between replicas
+        if self.always_fail or call <= self.fail_first:
+            raise ConnectionError(f"slack unreachable (call {call})")
+        if self.on_post is not None:
+            self.on_post(due)
+        with self._lock:
+            self.posts.append(due)
+            return f"ts-{len(self.posts)}"
+
+
+def make_reminder_engine(store: Store, clock: ManualClock, slack: FakeSlack, replica: str = "r1",
+                         **kwargs: object) -> ReminderEngine:
+    return ReminderEngine(store, clock, slack, replica, INTERVALS, ESCALATE_AFTER, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def slack() -> FakeSlack:
+    return FakeSlack()
+
+
+@pytest.fixture
+def engine(store: Store, clock: ManualClock, slack: FakeSlack) -> Iterator[ReminderEngine]:
+    eng = make_reminder_engine(store, clock, slack)
+    yield eng
+    eng.shutdown()
+
+
+def graded(store: Store, engine: ReminderEngine, label: str, grade: int | None, user: str = "U1") -> Episode:
+    """What the Slack layer does for a graded message: record it, then (re)schedule the reminders."""
+    recorded = store.record_assessment(CH, label, "iv", "crs", {"text": "t"}, {"grade": grade}, grade,
+                                       "astct-2019", "1.0.0", user)
+    assert recorded.episode is not None
+    engine.schedule_after_assessment(recorded.episode.id, grade, user)
+    return recorded.episode
+
+
+def pending(store: Store, episode_id: int) -> list[tuple[str, object]]:
+    return [(r.kind, r.due_at) for r in store.reminders(episode_id, "pending")]
+
+
+# ------------------------------------------------------------ parse_intervals
+
+
+def test_parse_intervals_reads_grades_and_units() -> None:
+    assert parse_intervals("1=4h,2=2h,3=1h,4=30m") == INTERVALS
+    assert parse_intervals(" 1 = 90s , 2=1.5h ") == {1: timedelta(seconds=90), 2: timedelta(minutes=90)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("", "empty"),
+        ("1=4h,,2=2h", "stray comma"),
+        ("1=4h,2=2x", "'2=2x'"),
+        ("1=4h,two=2h", "'two=2h'"),
+        ("1=4", "'1=4'"),
+        ("0=1h", "'0=1h'"),
+        ("1=0m", "'1=0m'"),
+        ("1=4h,1=2h", "'1=2h'"),
+        ("1=-4h", "'1=-4h'"),
+    ],
+)
+def test_parse_intervals_names_the_bad_part(spec: str, named: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        parse_intervals(spec)
+    assert named in str(excinfo.value)
+
+
+@given(st.dictionaries(st.integers(1, 9), st.integers(1, 10_000).map(lambda s: timedelta(seconds=s)), min_size=1))
+def test_format_and_parse_intervals_round_trip(intervals: dict[int, timedelta]) -> None:
+    assert parse_intervals(format_intervals(intervals)) == intervals
+
+
+def test_engine_refuses_unusable_configuration(store: Store, clock: ManualClock, slack: FakeSlack) -> None:
+    with pytest.raises(ValueError, match="interval"):
+        ReminderEngine(store, clock, slack, "r1", {}, ESCALATE_AFTER)
+    with pytest.raises(ValueError, match="escalate_after"):
+        ReminderEngine(store, clock, slack, "r1", INTERVALS, timedelta(0))
+
+
+# -------------------------------------------------------------------- cadence
+
+
+def test_grade_2_reminds_at_2h_and_repeats_from_each_post(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 1", 2)
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=2))]
+
+    clock.advance(timedelta(hours=2) - timedelta(seconds=1))
+    assert engine.tick() == []
+    clock.advance(timedelta(seconds=1))
+    (first,) = engine.tick()
+    assert (first.kind, first.late_by, first.coalesced, first.episode.id) == ("reassess", timedelta(0), 0, episode.id)
+    sent = store.get_reminder(first.reminder.id)
+    assert sent is not None and (sent.status, sent.message_ts, sent.sent_at) == ("sent", "ts-1", T0 + timedelta(hours=2))
+    assert pending(store, episode.id) == [
+        ("escalation", T0 + timedelta(hours=2, minutes=15)),
+        ("reassess", T0 + timedelta(hours=4)),
+    ]
+    engine.answer(reminder_id=first.reminder.id, user_id="U2", action="reassessed")
+
+    # The next tick happens 10 minutes late: the following reminder counts from this post, not from 4h.
+    clock.set(T0 + timedelta(hours=4, minutes=10))
+    (second,) = engine.tick()
+    assert second.late_by == timedelta(minutes=10)
+    assert store.get_reminder(second.reminder.id).late_by_seconds == 600  # type: ignore[union-attr]
+    assert ("reassess", T0 + timedelta(hours=6, minutes=10)) in pending(store, episode.id)
+    assert [p.reminder.id for p in slack.posts] == [first.reminder.id, second.reminder.id]
+    sent_audit = [a for a in store.iter_audit() if a.action == "reminder_sent"]
+    assert [a.detail["reminder_id"] for a in sent_audit] == [first.reminder.id, second.reminder.id]
+
+
+def test_new_assessment_reschedules_and_cancels_escalation(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 2", 2)
+    clock.advance(timedelta(hours=2))
+    (post,) = engine.tick()
+    clock.advance(timedelta(minutes=5))
+    graded(store, engine, "Bed 2", 3, user="U7")  # worse: hourly now
+
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=3, minutes=5))]
+    answered = store.get_reminder(post.reminder.id)
+    assert answered is not None and (answered.status, answered.answered_by) == ("answered", "U7")
+    clock.advance(timedelta(minutes=15))
+    assert engine.tick() == []  # the escalation was cancelled by the new assessment
+    clock.set(T0 + timedelta(hours=3, minutes=5))
+    (next_post,) = engine.tick()
+    assert next_post.kind == "reassess"
+    assert len(slack.posts) == 2
+
+
+def test_grade_0_schedules_nothing_and_cancels_the_pending_reassess(
+    store: Store, engine: ReminderEngine, clock: ManualClock
+) -> None:
+    episode = graded(store, engine, "Bed 3", 1)
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=4))]
+    clock.advance(timedelta(hours=1))
+    assert engine.schedule_after_assessment(episode.id, 0) is None
+    assert pending(store, episode.id) == []
+    assert [r.status for r in store.reminders(episode.id)] == ["cancelled"]
+    clock.advance(timedelta(hours=12))
+    assert engine.tick() == []
+    assert engine.schedule_after_assessment(episode.id, None) is None
+    assert pending(store, episode.id) == []
+
+
+def test_snooze_asks_again_in_15_minutes(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 4", 2)
+    clock.advance(timedelta(hours=2))
+    (post,) = engine.tick()
+    clock.advance(timedelta(minutes=3))
+    outcome = engine.answer(reminder_id=post.reminder.id, user_id="U2", action="snooze")
+    snoozed_until = T0 + timedelta(hours=2, minutes=18)
+    assert outcome.snoozed_until == snoozed_until
+    assert outcome.answered_ids == (post.reminder.id,)
+    assert pending(store, episode.id) == [("reassess", snoozed_until)]  # escalation and the 4h reassess are gone
+
+    clock.set(snoozed_until - timedelta(seconds=1))
+    assert engine.tick() == []
+    clock.set(snoozed_until)
+    (again,) = engine.tick()
+    assert again.kind == "reassess" and again.reminder.due_at == snoozed_until
+    assert [p.kind for p in slack.posts] == ["reassess", "reassess"]
+
+
+def test_unanswered_reminder_escalates_after_15_minutes(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    store.set_oncall(CH, "<@UONCALL>", "U1")
+    episode = graded(store, engine, "Bed 5", 3)
+    clock.advance(timedelta(hours=1))
+    (post,) = engine.tick()
+    clock.advance(timedelta(minutes=14))
+    assert engine.tick() == []
+    clock.advance(timedelta(minutes=1))
+    (escalation,) = engine.tick()
+    assert escalation.kind == "escalation" and escalation.includes_escalation
+    assert escalation.episode.id == episode.id
+    assert store.get_oncall(escalation.episode.channel_id).target == "<@UONCALL>"  # type: ignore[union-attr]
+    assert store.get_reminder(escalation.reminder.id).status == "sent"  # type: ignore[union-attr]
+    (audit,) = [a for a in store.iter_audit() if a.action == "escalation"]
+    assert audit.detail["reminder_id"] == escalation.reminder.id and audit.patient_label == "Bed 5"
+    # Escalation does not itself start another escalation; the hourly reassess is still booked.
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=2))]
+    assert [p.kind for p in slack.posts] == ["reassess", "escalation"]
+    assert post.reminder.id != escalation.reminder.id
+
+
+def test_answered_reminder_does_not_escalate(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 6", 3)
+    clock.advance(timedelta(hours=1))
+    (post,) = engine.tick()
+    clock.advance(timedelta(minutes=10))
+    outcome = engine.answer(episode_id=episode.id, user_id="U2", action="reassessed")
+    assert outcome.answered_ids == (post.reminder.id,)
+    clock.advance(timedelta(minutes=10))
+    assert engine.tick() == []
+    assert [p.kind for p in slack.posts] == ["reassess"]
+    statuses = {r.kind: r.status for r in store.reminders(episode.id) if r.kind != "reassess" or r.id == post.reminder.id}
+    assert statuses == {"reassess": "answered", "escalation": "cancelled"}
+    (answer_audit,) = [a for a in store.iter_audit() if a.action == "reminder_answered"]
+    assert (answer_audit.user_id, answer_audit.detail["action"]) == ("U2", "reassessed")
+
+
+def test_symptom_free_notice_72_hours_after_resolution(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 7", 2)
+    clock.advance(timedelta(minutes=30))
+    outcome = engine.answer(episode_id=episode.id, user_id="U3", action="resolved")
+    assert outcome.resolved and outcome.episode.status == "resolved"
+    notice_at = T0 + timedelta(hours=72, minutes=30)
+    assert outcome.episode.symptom_free_until == notice_at
+    assert pending(store, episode.id) == [("symptom_free", notice_at)]
+
+    clock.set(notice_at - timedelta(seconds=1))
+    assert engine.tick() == []  # and the 2h reassess never fired
+    clock.set(notice_at)
+    (notice,) = engine.tick()
+    assert notice.kind == "symptom_free" and notice.episode.status == "resolved"
+    assert pending(store, episode.id) == []
+    assert [p.kind for p in slack.posts] == ["symptom_free"]
+
+
+def test_resolution_during_a_post_stops_the_cadence(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 8", 2)
+    slack.on_post = lambda due: store.resolve_episode_by_id(due.episode.id, "U4", 72)
+    clock.advance(timedelta(hours=2))
+    (post,) = engine.tick()
+    assert store.get_reminder(post.reminder.id).status == "sent"  # type: ignore[union-attr]
+    # No next reassess and no escalation for a resolved episode: only the 72-hour notice remains.
+    assert [kind for kind, _ in pending(store, episode.id)] == ["symptom_free"]
+
+
+def test_assessment_during_a_post_keeps_the_newer_schedule(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 9", 2)
+    slack.on_post = lambda due: (graded(store, engine, "Bed 9", 3, user="U5"), None)[1]
+    clock.advance(timedelta(hours=2))
+    engine.tick()
+    # Only the reassess booked by the grade-3 assessment (now + 1h); no 2h reassess, no escalation.
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=3))]
+
+
+def test_answer_needs_exactly_one_target_and_a_known_action(store: Store, engine: ReminderEngine) -> None:
+    episode = graded(store, engine, "Bed 10", 1)
+    with pytest.raises(ValueError, match="exactly one"):
+        engine.answer(user_id="U1", action="reassessed")
+    with pytest.raises(ValueError, match="exactly one"):
+        engine.answer(user_id="U1", action="reassessed", reminder_id=1, episode_id=episode.id)
+    with pytest.raises(ValueError, match="action"):
+        engine.answer(user_id="U1", action="ignore", episode_id=episode.id)
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=4))]
+
+
+# -------------------------------------------------- downtime, crashes, failures
+
+
+def test_restart_catches_up_with_one_coalesced_post_per_episode(
+    db_url: str, store: Store, engine: ReminderEngine, clock: ManualClock
+) -> None:
+    a = graded(store, engine, "Bed A", 2)
+    b = graded(store, engine, "Bed B", 1)
+    clock.advance(timedelta(hours=2))
+    (post_a,) = engine.tick()  # A posted at 2h; then the process dies before anything else
+    engine.shutdown()
+
+    clock.set(T0 + timedelta(hours=9))  # down for 7 hours
+    restarted_db = make_engine(db_url)  # a new process: new engine, new store, new replica id
+    try:
+        slack2 = FakeSlack()
+        engine2 = make_reminder_engine(Store(restarted_db, clock), clock, slack2, replica="r2")
+        posts = {due.episode.id: due for due in engine2.tick()}
+        assert set(posts) == {a.id, b.id}
+        assert len(slack2.posts) == 2
+
+        due_a = posts[a.id]
+        assert due_a.kind == "reassess" and due_a.coalesced == 1 and due_a.includes_escalation
+        assert due_a.late_by == timedelta(hours=6, minutes=45)  # from the 2h15m escalation
+        (merged,) = due_a.merged
+        merged_row = store.get_reminder(merged.id)
+        assert merged_row is not None and (merged_row.status, merged_row.coalesced_into) == ("sent", due_a.reminder.id)
+
+        due_b = posts[b.id]
+        assert due_b.kind == "reassess" and due_b.coalesced == 0
+        assert due_b.late_by == timedelta(hours=5)
+
+        restart = T0 + timedelta(hours=9)
+        assert pending(store, a.id) == [("escalation", restart + ESCALATE_AFTER),
+                                        ("reassess", restart + timedelta(hours=2))]
+        assert ("reassess", restart + timedelta(hours=4)) in pending(store, b.id)
+        assert engine2.tick() == []
+        assert post_a.reminder.id != due_a.reminder.id
+    finally:
+        restarted_db.dispose()
+
+
+def test_stale_claim_of_a_dead_replica_is_delivered_once(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    episode = graded(store, engine, "Bed 11", 2)
+    clock.advance(timedelta(hours=2))
+    now = clock.now()
+    # Replica "dead" claims the reminder and is killed before posting.
+    dead = store.claim_due(episode.id, "dead", now, now - timedelta(minutes=2), max_attempts=5)
+    assert dead is not None and [r.status for r in dead.reminders] == ["claimed"]
+
+    assert engine.tick() == []  # a fresh claim is respected
+    clock.advance(timedelta(minutes=1, seconds=59))
+    assert engine.tick() == []
+    clock.advance(timedelta(seconds=2))
+    (rescued,) = engine.tick()
+    assert rescued.reminder.id == dead.reminders[0].id
+    assert rescued.attempt == 2 and rescued.reminder.claimed_by == "r1"
+    for _ in range(3):
+        clock.advance(timedelta(minutes=5))
+        assert [p.kind for p in engine.tick()] in ([], ["escalation"])
+    assert [p.reminder.id for p in slack.posts if p.kind == "reassess"] == [rescued.reminder.id]
+    # If the "dead" replica was merely slow, its late completion is refused rather than double-booked.
+    assert not store.complete_delivery(dead.reminders[0], (), "dead", "ts-x", timedelta(0))
+    assert store.get_reminder(rescued.reminder.id).message_ts == "ts-1"  # type: ignore[union-attr]
+
+
+def test_failed_post_is_retried_with_backoff(store: Store, clock: ManualClock) -> None:
+    slack = FakeSlack(fail_first=2)
+    engine = make_reminder_engine(store, clock, slack)
+    episode = graded(store, engine, "Bed 12", 2)
+    due = T0 + timedelta(hours=2)
+    clock.set(due)
+    assert engine.tick() == []
+    (retry,) = store.reminders(episode.id, "pending")
+    assert (retry.attempts, retry.due_at) == (1, due + timedelta(seconds=30))
+    assert "slack unreachable" in (retry.last_error or "")
+
+    clock.set(due + timedelta(seconds=29))
+    assert engine.tick() == [] and slack.calls == 1
+    clock.set(due + timedelta(seconds=30))
+    assert engine.tick() == [] and slack.calls == 2
+    (retry,) = store.reminders(episode.id, "pending")
+    assert (retry.attempts, retry.due_at) == (2, due + timedelta(seconds=90))  # 30s * attempt 2
+
+    clock.set(due + timedelta(seconds=90))
+    (post,) = engine.tick()
+    assert post.attempt == 3 and post.late_by == timedelta(seconds=90)  # from the original due time
+    assert [a.detail["attempt"] for a in store.iter_audit() if a.action == "reminder_retry"] == [1, 2]
+
+
+def test_post_that_keeps_failing_is_marked_failed_after_5_attempts(store: Store, clock: ManualClock) -> None:
+    slack = FakeSlack(always_fail=True)
+    engine = make_reminder_engine(store, clock, slack)
+    episode = graded(store, engine, "Bed 13", 2)
+    clock.advance(timedelta(hours=2))
+    for _ in range(10):
+        engine.tick()
+        clock.advance(timedelta(minutes=10))
+    assert slack.calls == 5
+    (failed,) = [r for r in store.reminders(episode.id) if r.kind == "reassess"]
+    assert (failed.status, failed.attempts) == ("failed", 5)
+    (failure,) = [a for a in store.iter_audit() if a.action == "failure"]
+    assert failure.detail["reminder_ids"] == [failed.id] and "slack unreachable" in failure.detail["error"]
+
+
+# ------------------------------------------------------------- exactly once
+
+
+def test_each_reminder_is_posted_exactly_once_across_replicas(db_url: str, clock: ManualClock) -> None:
+    """Two replicas (separate engines/pools) x 3 ticking threads each, over many due reminders."""
+    setup_db = make_engine(db_url)
+    engines = [make_engine(db_url), make_engine(db_url)]
+    try:
+        setup = Store(setup_db, clock)
+        expected: dict[int, set[int]] = {}
+        for i in range(40):
+            episode = setup.record_assessment(CH, f"Bed {i}", "iv", "crs", {}, {}, 2, "astct-2019", "1.0.0", "U1").episode
+            assert episode is not None
+            ids = {setup.schedule_reminder(episode.id, "reassess", T0 - timedelta(minutes=i % 7)).id}
+            if i % 2:
+                ids.add(setup.schedule_reminder(episode.id, "escalation", T0 - timedelta(minutes=20)).id)
+            if i % 3 == 0:
+                ids.add(setup.schedule_reminder(episode.id, "reassess", T0 - timedelta(hours=1)).id)
+            expected[episode.id] = ids
+        all_ids = set().union(*expected.values())
+
+        slack = FakeSlack(jitter=0.002)
+        replicas = [make_reminder_engine(Store(e, clock), clock, slack, replica=f"replica-{n}")
+                    for n, e in enumerate(engines)]
+        threads_per_replica = 3
+        barrier = threading.Barrier(threads_per_replica * len(replicas))
+        errors: list[BaseException] = []
+
+        def run(replica: ReminderEngine) -> None:
+            try:
+                barrier.wait()
+                for _ in range(30):
+                    replica.tick()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(r,)) for r in replicas for _ in range(threads_per_replica)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == []
+
+        delivered = Counter(rid for due in slack.posts for rid in (due.reminder.id, *(m.id for m in due.merged)))
+        assert set(delivered) == all_ids
+        assert [rid for rid, n in delivered.items() if n != 1] == []
+        assert Counter(due.episode.id for due in slack.posts) == Counter({eid: 1 for eid in expected})
+        statuses = Counter(setup.get_reminder(rid).status for rid in all_ids)  # type: ignore[union-attr]
+        assert statuses == Counter({"sent": len(all_ids)})
+    finally:
+        setup_db.dispose()
+        for e in engines:
+            e.dispose()
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+def test_start_ticks_in_the_background_until_shutdown(store: Store, clock: ManualClock) -> None:
+    posted = threading.Event()
+    slack = FakeSlack()
+    slack.on_post = lambda due: posted.set()
+    engine = make_reminder_engine(store, clock, slack, tick_seconds=0.05)
+    episode = graded(store, engine, "Bed 14", 4)
+    clock.advance(timedelta(minutes=30))
+    engine.start()
+    engine.start()  # idempotent
+    try:
+        assert engine.running
+        assert posted.wait(timeout=10), "the background tick never posted the due reminder"
+    finally:
+        engine.shutdown()
+    assert not engine.running
+    time.sleep(0.2)  # no further ticks after shutdown, and nothing was posted twice
+    assert [p.reminder.episode_id for p in slack.posts] == [episode.id]
