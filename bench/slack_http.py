@@ -1,0 +1,434 @@
+"""HTTP ack latency and time-to-post for `/crs` against `crsbot serve`, next to a bare Bolt app that
+only acks, behind the same waitress settings, in the same run (issue 3).
+
+    .venv/bin/python bench/slack_http.py                  # table, 200 requests per level
+    .venv/bin/python bench/slack_http.py --requests 500   # more samples
+    .venv/bin/python bench/slack_http.py --json           # machine-readable
+
+Aim (issue 3): p50 ack within 1.3x of the bare app, and no ack slower than 3 s at concurrency 16.
+
+Method. Everything runs on loopback. The Slack fake (`bot.slack_fake.FakeSlack`) runs in a child
+process of its own, so its work is not on the load generator's GIL (real Slack is elsewhere too).
+`crsbot serve` runs as a subprocess exactly as deployed (SQLite in a temp dir, default threads);
+the bare app is a second subprocess (this file with `--serve-bare`): `App(signing_secret=...,
+client=WebClient(token, base_url=fake), token_verification_enabled=False)` (Bolt needs a token; its
+one lazy auth.test falls in the warm-up) with one `/crs` listener that only calls `ack()`, wrapped in
+`slack_bolt.adapter.wsgi.SlackRequestHandler` and served by `waitress.create_server` with the same
+threads/ident/proxy-header settings as `bot/serve.py`. Both get the same signed, form-encoded slash
+command (`/crs temp=39 sbp=85 pressor=1`) from a closed-loop generator (N worker threads, each
+sending its next request when the previous one is acked), one fresh TCP connection per request as
+Slack makes them; signing happens before the clock starts. Ack latency is from just before the
+connection opens to the last byte of the response. Time to post is from the same start to the
+moment the fake receives the bot's chat.postMessage for that request (each request has its own
+channel id; the fake reports `time.monotonic()`, which on Linux is one system-wide clock). After
+each level the bench waits for every post, so background work from one level never overlaps the
+next; each level starts with a short warm-up that is not counted; bare and crsbot alternate per
+level. Client, fake and servers share the machine's cores, so absolute figures include the load
+generator's own cost; the ratio compares like with like.
+
+Reading the figures. Bolt's thread runner polls for `ack()` every 10 ms (`time.sleep(0.01)` in
+slack_bolt/listener/thread_runner.py), so both apps have a ~10 ms ack floor, and at concurrency 1 a
+`/crs` message is usually posted before the HTTP ack has even returned. At concurrency 16 the
+generator is closed-loop, so ack latency is about 16 / throughput: it measures how much CPU each
+command costs in total (grading, storage, rendering, the post), not only the ack path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.slack_fake import FakeSlack, RecordedCall  # noqa: E402
+from tests.slack_support import (  # noqa: E402
+    CrsbotProcess,
+    clean_env,
+    new_secret,
+    sign,
+    slash_body,
+    start_crsbot,
+)
+
+TEXT = "temp=39 sbp=85 pressor=1"
+THREADS = 16  # bot/settings.py default for CRSBOT_THREADS, used for both servers
+AIM_RATIO = 1.3
+AIM_MAX_ACK_S = 3.0
+USER = "U0BENCH001"
+
+
+# --------------------------------------------------------------------------- the bare app
+
+
+def serve_bare(host: str, port: int, api_url: str, threads: int) -> int:
+    """The baseline: Bolt's request parsing and signature check and an ack, nothing else."""
+    import logging
+
+    import waitress
+    from slack_bolt import Ack, App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk import WebClient
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    secret = os.environ["SLACK_SIGNING_SECRET"]
+    client = WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=api_url)
+    app = App(signing_secret=secret, client=client, token_verification_enabled=False)
+
+    @app.command("/crs")
+    def crs(ack: Ack) -> None:
+        ack()
+
+    slack = SlackRequestHandler(app, path="/slack/events")
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":  # readiness only; never on the measured path
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "11")])
+            return [b'{"ok":true}']
+        return slack(environ, start_response)
+
+    server = waitress.create_server(wsgi, host=host, port=port, threads=threads, ident="crsbot",
+                                    clear_untrusted_proxy_headers=True)
+    print(f"crsbot listening on http://{host}:{server.effective_port}", flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    return 0
+
+
+@contextmanager
+def bare_process(api_url: str, token: str, secret: str, workdir: Path) -> Iterator[CrsbotProcess]:
+    log_path = workdir / "bare.log"
+    env = clean_env({"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": secret})
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-bare", "--api-url", api_url],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(workdir))
+    process = CrsbotProcess(proc=proc, log_path=log_path)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@contextmanager
+def crsbot_process(api_url: str, token: str, secret: str, workdir: Path) -> Iterator[CrsbotProcess]:
+    env = clean_env({"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": secret, "SLACK_API_URL": api_url,
+                     "CRSBOT_DATA_DIR": str(workdir / "data"), "CRSBOT_THREADS": str(THREADS)})
+    process = start_crsbot(env, workdir / "crsbot.log", cwd=workdir)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+# --------------------------------------------------------------------------- load generation
+
+
+def fake_child(conn: Connection, events: Any) -> None:
+    """The Slack fake in its own process (Slack is not on the load generator's GIL): reports each
+    chat.postMessage as (channel, time.monotonic()) and hands out response URLs on request."""
+
+    def on_call(call: RecordedCall) -> None:
+        if call.method == "chat.postMessage":
+            events.put((str(call.params.get("channel")), time.monotonic()))
+
+    with FakeSlack() as fake:
+        fake.subscribe(on_call)
+        conn.send(fake.api_url)
+        while True:
+            command, argument = conn.recv()
+            if command == "stop":
+                break
+            conn.send([(fake.new_response_url(channel=c, user=u), fake.new_trigger_id()) for c, u in argument])
+    events.put(None)
+
+
+class RemoteFake:
+    """The parent's handle on `fake_child`: its API URL, response URLs, and the post clock."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child_conn = ctx.Pipe()
+        self.events = ctx.Queue()
+        self.process = ctx.Process(target=fake_child, args=(child_conn, self.events), daemon=True)
+        self.process.start()
+        if not self.conn.poll(30):
+            raise RuntimeError("the Slack fake did not start")
+        self.api_url: str = self.conn.recv()
+        self.posts = PostClock()
+        self.reader = threading.Thread(target=self._read, name="post-clock", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while (event := self.events.get()) is not None:
+            self.posts.record(*event)
+
+    def urls(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        self.conn.send(("urls", pairs))
+        return self.conn.recv()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.conn.send(("stop", None))
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+@dataclass
+class PostClock:
+    """When the fake received each channel's chat.postMessage (time.monotonic, system-wide on Linux)."""
+
+    seen: dict[str, float] = field(default_factory=dict)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def record(self, channel: str, at: float) -> None:
+        with self.cond:
+            self.seen.setdefault(channel, at)
+            self.cond.notify_all()
+
+    def wait_all(self, channels: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not all(c in self.seen for c in channels):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.cond.wait(remaining)
+
+
+@dataclass
+class Sample:
+    channel: str
+    start: float
+    ack: float | None
+    status: int | None
+    error: str | None = None
+
+
+def send_one(host: str, port: int, body: bytes, headers: dict[str, str], channel: str,
+             timeout: float) -> Sample:
+    start = time.monotonic()
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("POST", "/slack/events", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            ack = time.monotonic() - start
+            return Sample(channel, start, ack, response.status)
+        finally:
+            conn.close()
+    except OSError as exc:
+        return Sample(channel, start, None, None, f"{type(exc).__name__}: {exc}")
+
+
+def prepare(fake: RemoteFake, secret: str, prefix: str, count: int) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Signed requests made before the clock starts, each for its own channel."""
+    requests = []
+    channels = [f"C{prefix}{i:05d}" for i in range(count)]
+    for channel, (response_url, trigger_id) in zip(channels, fake.urls([(c, USER) for c in channels]), strict=True):
+        body = slash_body(TEXT, channel=channel, user=USER, response_url=response_url, trigger_id=trigger_id)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, secret)}
+        requests.append((channel, body.encode("utf-8"), headers))
+    return requests
+
+
+def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None, secret: str, tag: str,
+              concurrency: int, requests: int, warmup: int, deadline: float, timeout: float) -> dict[str, Any]:
+    host, port = process.host, process.port
+    for channel, body, headers in prepare(fake, secret, f"W{tag}", warmup):
+        send_one(host, port, body, headers, channel, timeout)
+    if posts is not None:
+        posts.wait_all([f"CW{tag}{i:05d}" for i in range(warmup)], timeout=30)
+
+    planned = prepare(fake, secret, f"M{tag}", requests)
+    samples: list[Sample] = []
+    lock = threading.Lock()
+    work = iter(planned)
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                item = next(work, None)
+            if item is None:
+                return
+            sample = send_one(host, port, item[1], item[2], item[0], timeout)
+            with lock:
+                samples.append(sample)
+
+    wall = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for _ in range(concurrency):
+            pool.submit(worker)
+    wall = time.monotonic() - wall
+
+    acked = [s for s in samples if s.status == 200 and s.ack is not None]
+    result: dict[str, Any] = {
+        "concurrency": concurrency,
+        "sent": len(samples),
+        "ok": len(acked),
+        "errors": len(samples) - len(acked),
+        "error_examples": sorted({s.error or f"HTTP {s.status}" for s in samples if s not in acked})[:3],
+        "wall_s": wall,
+        "throughput_rps": len(samples) / wall if wall > 0 else 0.0,
+        "ack_ms": summary([s.ack for s in acked if s.ack is not None]),
+        "post_ms": None,
+    }
+    if posts is not None:
+        posts.wait_all([s.channel for s in acked], timeout=max(30.0, deadline - time.monotonic()))
+        with posts.cond:
+            delays = [posts.seen[s.channel] - s.start for s in acked if s.channel in posts.seen]
+        result["post_ms"] = summary(delays)
+        result["posted"] = len(delays)
+    return result
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summary(seconds: list[float]) -> dict[str, float] | None:
+    if not seconds:
+        return None
+    ms = sorted(s * 1000 for s in seconds)
+    return {"n": len(ms), "p50": percentile(ms, 50), "p99": percentile(ms, 99), "max": ms[-1],
+            "mean": statistics.fmean(ms)}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, timeout: float) -> dict[str, Any]:
+    started = time.monotonic()
+    deadline = started + max_seconds
+    token, secret = new_secret("token"), new_secret("secret")
+    results: dict[str, list[dict[str, Any]]] = {"bare": [], "crsbot": []}
+    tmp_dir = tempfile.TemporaryDirectory(prefix="crsbot-bench-")
+    workdir = Path(tmp_dir.name)
+    fake = RemoteFake()
+    posts = fake.posts
+    try:
+        with bare_process(fake.api_url, token, secret, workdir) as bare, \
+                crsbot_process(fake.api_url, token, secret, workdir) as bot:
+            for level in levels:
+                # Interleaved per level, bare first, so both see the same machine state.
+                for name, process, clock in (("bare", bare, None), ("crsbot", bot, posts)):
+                    results[name].append(run_level(process, fake, clock, secret, f"{name[0].upper()}{level}",
+                                                   level, requests, warmup, deadline, timeout))
+            alive = bot.alive() and bot.health().status == 200
+            leaked = token in bot.output() or secret in bot.output()
+    finally:
+        fake.stop()
+        tmp_dir.cleanup()
+    return {
+        "text": f"/crs {TEXT}",
+        "requests_per_level": requests,
+        "warmup_per_level": warmup,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "threads": THREADS,
+        "elapsed_s": time.monotonic() - started,
+        "crsbot_healthy_after": alive,
+        "secrets_in_output": leaked,
+        "results": results,
+        "verdict": verdict(results),
+    }
+
+
+def verdict(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    ratios = {}
+    for bare, bot in zip(results["bare"], results["crsbot"], strict=True):
+        if bare["ack_ms"] and bot["ack_ms"]:
+            ratios[str(bot["concurrency"])] = bot["ack_ms"]["p50"] / bare["ack_ms"]["p50"]
+    top = [r for r in results["crsbot"] if r["concurrency"] >= 16]
+    max_ack = max((r["ack_ms"]["max"] for r in top if r["ack_ms"]), default=None)
+    complete = all(r["errors"] == 0 and r["ok"] == r["sent"] for rs in results.values() for r in rs)
+    return {
+        "p50_ack_ratio": ratios,
+        "ratio_aim_met": bool(ratios) and all(v <= AIM_RATIO for v in ratios.values()),
+        "max_ack_ms_at_16": max_ack,
+        "max_ack_aim_met": max_ack is not None and max_ack <= AIM_MAX_ACK_S * 1000 and complete,
+        "all_requests_acked_200": complete,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return f"{'-':>8}" if value is None else f"{value:8.1f}"
+
+    lines = [f"{result['text']}: {result['requests_per_level']} requests per level "
+             f"(+{result['warmup_per_level']} warm-up), {result['cpus']} CPUs, Python {result['python']}, "
+             f"waitress threads={result['threads']}",
+             "",
+             f"{'app':<7} {'conc':>4} {'ok':>5} {'err':>4} {'req/s':>7} {'ack p50':>8} {'ack p99':>8} "
+             f"{'ack max':>8} {'post p50':>8} {'post p99':>8} {'post max':>8}   (ms)"]
+    for name in ("bare", "crsbot"):
+        for r in result["results"][name]:
+            ack, post = r["ack_ms"] or {}, r["post_ms"] or {}
+            lines.append(f"{name:<7} {r['concurrency']:>4} {r['ok']:>5} {r['errors']:>4} "
+                         f"{r['throughput_rps']:>7.0f} {ms(ack.get('p50'))} {ms(ack.get('p99'))} "
+                         f"{ms(ack.get('max'))} {ms(post.get('p50'))} {ms(post.get('p99'))} {ms(post.get('max'))}")
+            if r["error_examples"]:
+                lines.append(f"        errors: {'; '.join(r['error_examples'])}")
+    v = result["verdict"]
+    lines.append("")
+    for level, ratio in v["p50_ack_ratio"].items():
+        lines.append(f"p50 ack crsbot/bare at concurrency {level}: {ratio:.2f}x")
+    lines.append(f"aim p50 ack <= {AIM_RATIO}x bare: {'met' if v['ratio_aim_met'] else 'NOT met'}")
+    max_ack = v["max_ack_ms_at_16"]
+    lines.append(f"aim no ack > {AIM_MAX_ACK_S:g} s at concurrency 16: "
+                 f"{'met' if v['max_ack_aim_met'] else 'NOT met'} (slowest {ms(max_ack).strip()} ms"
+                 f"{'' if v['all_requests_acked_200'] else ', some requests failed'})")
+    lines.append(f"crsbot healthy afterwards: {result['crsbot_healthy_after']}; "
+                 f"secrets in its output: {result['secrets_in_output']}; run took {result['elapsed_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="measured requests per app and level (200)")
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated levels (1,16)")
+    parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests before each level (10)")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long (300)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-request HTTP timeout in seconds (10)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--api-url", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        return serve_bare("127.0.0.1", args.port, args.api_url, THREADS)
+    if args.requests < 1 or args.requests > 100_000:
+        parser.error("--requests must be between 1 and 100000")
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    if not levels or any(n < 1 or n > 256 for n in levels):
+        parser.error("--concurrency takes levels between 1 and 256, e.g. 1,16")
+    result = bench(args.requests, levels, args.warmup, args.max_seconds, args.timeout)
+    print(json.dumps(result, indent=2) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,507 @@
+"""Shared helpers for driving a real `crsbot serve` process over real HTTP, the way Slack does.
+
+Nothing here mocks project code: a `crsbot serve` subprocess (waitress, Bolt, SQLite in a temporary
+directory) talks to the local Slack Web API fake (`bot.slack_fake.FakeSlack`), and the helpers send
+it signed requests in Slack's own encodings:
+
+* slash commands: form-encoded fields (`command`, `text`, `channel_id`, `response_url`, ...);
+* interactivity (`block_actions`, `view_submission`): form-encoded as `payload=<json>`;
+* every request signed with `X-Slack-Request-Timestamp` and `X-Slack-Signature` (v0 HMAC-SHA256).
+
+Typical use in a test module::
+
+    from tests.slack_support import served
+
+    bot = served("bot")                      # module-scoped fixture named "bot"
+    allowed = served("allowed", env={"CRSBOT_ALLOWED_CHANNELS": "C0OK"})
+
+    def test_grade(bot):
+        mark = bot.mark()
+        assert bot.slash("temp=39 sbp=85 pressor=1", channel="C1").status == 200
+        call = bot.fake.wait_for("chat.postMessage", after=mark)
+
+The process is started on port 0 and the port it actually bound is read from its start-up line,
+so parallel runs never race for a port. Its stdout and stderr go to one log file, readable with
+`output()`, so tests can check that secrets never appear there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
+
+__all__ = [
+    "RESPONSE_URL_METHOD",
+    "CrsbotProcess",
+    "HttpResponse",
+    "Served",
+    "block_actions_payload",
+    "clean_env",
+    "crsbot_command",
+    "form_state",
+    "http_request",
+    "interactive_body",
+    "run_crsbot",
+    "served",
+    "sign",
+    "slash_body",
+    "start_crsbot",
+    "view_submission_payload",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEAM_ID = "T0CRSBOT01"
+APP_ID = "A0CRSBOT01"
+DEFAULT_USER = "U0CLINIC01"
+START_TIMEOUT = 30.0
+LISTENING = re.compile(r"crsbot listening on http://([^:\s]+):(\d+)")
+
+# Settings the developer's shell might carry that must not leak into a test server.
+_SCRUBBED_PREFIXES = ("SLACK_", "CRSBOT_")
+_SCRUBBED_NAMES = ("DATABASE_URL", "PORT")
+
+
+def new_secret(kind: str) -> str:
+    """Per-run random secrets, so grepping logs for them cannot match anything by accident."""
+    if kind == "token":
+        return f"xoxb-e2e-{secrets.token_hex(12)}"
+    return f"e2e-signing-{secrets.token_hex(16)}"
+
+
+# --------------------------------------------------------------------------- plain HTTP
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    elapsed: float
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+def http_request(url: str, data: bytes | None = None, headers: Mapping[str, str] | None = None,
+                 method: str | None = None, timeout: float = 10.0) -> HttpResponse:
+    """One request on a fresh connection (as Slack makes them); 4xx/5xx are returned, not raised."""
+    request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+            return HttpResponse(response.status, body, dict(response.headers.items()),
+                                time.perf_counter() - started)
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return HttpResponse(exc.code, body, dict(exc.headers.items()), time.perf_counter() - started)
+
+
+def sign(body: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's request-signing headers for `body` (v0 HMAC-SHA256 over `v0:<ts>:<body>`)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+
+# --------------------------------------------------------------------------- Slack payloads
+
+
+def slash_body(text: str, *, channel: str, user: str, response_url: str, trigger_id: str,
+               command: str = "/crs", team: str = TEAM_ID) -> str:
+    """A slash-command request body exactly as Slack form-encodes it."""
+    return urllib.parse.urlencode({
+        "token": "legacy-verification-token-unused",
+        "team_id": team,
+        "team_domain": "crsbot-e2e",
+        "channel_id": channel,
+        "channel_name": f"ward-{channel.lower()}",
+        "user_id": user,
+        "user_name": f"clinician.{user.lower()}",
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    })
+
+
+def interactive_body(payload: Mapping[str, Any]) -> str:
+    """Interactivity requests (buttons, modal submissions) arrive form-encoded as `payload=<json>`."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
+
+
+def _user(user: str, team: str = TEAM_ID) -> dict[str, Any]:
+    name = f"clinician.{user.lower()}"
+    return {"id": user, "username": name, "name": name, "team_id": team}
+
+
+def _find_action(blocks: list[dict[str, Any]], action_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    for block in blocks:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == action_id:
+                return block, element
+    return None
+
+
+def message_as_slack_sends_it(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A message from `FakeSlack.messages()` shaped as `body.message` in a block_actions payload:
+    no `channel` key, and attachments numbered from 1 like Slack numbers them."""
+    message = {k: v for k, v in stored.items() if k != "channel"}
+    if message.get("attachments"):
+        message["attachments"] = [{"id": i, **a} for i, a in enumerate(message["attachments"], 1)]
+    return message
+
+
+def block_actions_payload(message: Mapping[str, Any], action_id: str, *, channel: str, user: str,
+                          response_url: str, trigger_id: str, team: str = TEAM_ID) -> dict[str, Any]:
+    """The `block_actions` payload Slack sends when `user` clicks button `action_id` on `message`
+    (a message as returned by `FakeSlack.messages()`); the button may sit in the message's blocks
+    or in an attachment's blocks."""
+    shown = message_as_slack_sends_it(message)
+    found = _find_action(shown.get("blocks") or [], action_id)
+    container: dict[str, Any] = {"type": "message", "message_ts": shown["ts"], "channel_id": channel,
+                                 "is_ephemeral": False}
+    if found is None:
+        for attachment in shown.get("attachments") or []:
+            found = _find_action(attachment.get("blocks") or [], action_id)
+            if found is not None:
+                container = {"type": "message_attachment", "message_ts": shown["ts"],
+                             "attachment_id": attachment["id"], "channel_id": channel, "is_ephemeral": False,
+                             "is_app_unfurl": False}
+                break
+    if found is None:
+        raise AssertionError(f"message {shown.get('ts')} has no button with action_id {action_id!r}")
+    block, element = found
+    action = {"action_id": action_id, "block_id": block.get("block_id", ""), "text": element.get("text"),
+              "value": element.get("value", ""), "type": element.get("type", "button"),
+              "action_ts": f"{time.time():.6f}"}
+    if element.get("style"):
+        action["style"] = element["style"]
+    return {
+        "type": "block_actions",
+        "user": _user(user, team),
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token-unused",
+        "container": container,
+        "trigger_id": trigger_id,
+        "team": {"id": team, "domain": "crsbot-e2e"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": f"ward-{channel.lower()}"},
+        "message": shown,
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def form_state(view: Mapping[str, Any], values: Mapping[str, str | None]) -> dict[str, Any]:
+    """`view.state.values` for a modal as Slack reports it on submission: every input block, with
+    `values[block_id]` typed into a text input or chosen in a select (by option value)."""
+    state: dict[str, Any] = {}
+    unknown = set(values) - {b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"}
+    if unknown:
+        raise AssertionError(f"the form has no input block(s) {sorted(unknown)}")
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        action_id = element.get("action_id", "value")
+        chosen = values.get(block["block_id"])
+        if element["type"] == "static_select":
+            option = next((o for o in element.get("options", []) if o["value"] == chosen), None)
+            if chosen is not None and option is None:
+                raise AssertionError(f"{block['block_id']}: no option {chosen!r}")
+            if option is None:
+                option = element.get("initial_option")
+            state[block["block_id"]] = {action_id: {"type": "static_select", "selected_option": option}}
+        else:
+            if chosen is None:
+                chosen = element.get("initial_value")
+            state[block["block_id"]] = {action_id: {"type": element["type"], "value": chosen}}
+    return {"values": state}
+
+
+def view_submission_payload(view: Mapping[str, Any], values: Mapping[str, str | None], *, user: str,
+                            trigger_id: str, team: str = TEAM_ID) -> dict[str, Any]:
+    """The `view_submission` payload Slack sends when `user` submits the opened `view`
+    (as returned by `FakeSlack.views()`) with `values` filled in."""
+    submitted = {**view, "state": form_state(view, values), "app_installed_team_id": team}
+    return {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "crsbot-e2e"},
+        "user": _user(user, team),
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token-unused",
+        "trigger_id": trigger_id,
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+# --------------------------------------------------------------------------- the crsbot process
+
+
+def crsbot_command() -> list[str]:
+    """The installed `crsbot` console script next to this interpreter (else `python -m bot.cli`)."""
+    script = Path(sys.executable).with_name("crsbot")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("crsbot")
+    return [found] if found else [sys.executable, "-m", "bot.cli"]
+
+
+def clean_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """This process's environment without any crsbot/Slack settings, plus `overrides`
+    (a value of None removes the variable)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED_NAMES}
+    env["PYTHONUNBUFFERED"] = "1"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+@dataclass
+class CrsbotProcess:
+    """A running `crsbot serve` subprocess."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.base_url}/slack/events"
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.base_url}/healthz"
+
+    def output(self) -> str:
+        """Everything the process wrote to stdout and stderr so far."""
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def health(self, timeout: float = 5.0) -> HttpResponse:
+        return http_request(self.health_url, timeout=timeout)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait for the start-up line (the bound port), then for /healthz to answer 200."""
+        deadline = time.monotonic() + timeout
+        while not self.port:
+            match = LISTENING.search(self.output())
+            if match:
+                self.port = int(match.group(2))
+                break
+            self._check_running(deadline, "print its listening line")
+            time.sleep(0.02)
+        while True:
+            try:
+                if self.health(timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            self._check_running(deadline, "answer /healthz")
+            time.sleep(0.02)
+
+    def _check_running(self, deadline: float, what: str) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"crsbot serve exited ({self.proc.returncode}) before it could {what}:\n"
+                               f"{self.output()[-4000:]}")
+        if time.monotonic() > deadline:
+            self.stop()
+            raise RuntimeError(f"crsbot serve did not {what} in time:\n{self.output()[-4000:]}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM (a graceful shutdown), then SIGKILL if it does not exit in `timeout` seconds."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        return self.proc.returncode
+
+
+def start_crsbot(env: Mapping[str, str], log_path: Path, *, host: str = "127.0.0.1", port: int = 0,
+                 cwd: Path | None = None, wait: bool = True) -> CrsbotProcess:
+    """Start `crsbot serve --host HOST --port PORT` with exactly `env`; by default wait until healthy."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*crsbot_command(), "serve", "--host", host, "--port", str(port)],
+                                env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(cwd or log_path.parent))
+    process = CrsbotProcess(proc=proc, log_path=log_path, host=host, port=port)
+    if wait:
+        try:
+            process.wait_ready()
+        except BaseException:
+            process.stop()
+            raise
+    return process
+
+
+def run_crsbot(env: Mapping[str, str], *args: str, cwd: Path | None = None,
+               timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run `crsbot serve ARGS` to completion (for start-up failures); stdout+stderr in `.stdout`."""
+    return subprocess.run([*crsbot_command(), "serve", "--host", "127.0.0.1", *args], env=dict(env),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                          text=True, timeout=timeout, cwd=str(cwd) if cwd else None)
+
+
+# --------------------------------------------------------------------------- fake + process together
+
+
+@dataclass
+class Served:
+    """A FakeSlack plus a `crsbot serve` pointed at it, and Slack's side of the conversation."""
+
+    fake: FakeSlack
+    process: CrsbotProcess
+    data_dir: Path
+    token: str
+    secret: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    # ---- lifecycle
+
+    @classmethod
+    @contextmanager
+    def running(cls, workdir: Path, env: Mapping[str, str | None] | None = None,
+                fake: FakeSlack | None = None) -> Iterator[Served]:
+        own_fake = fake is None
+        fake = fake or FakeSlack().start()
+        token, secret = new_secret("token"), new_secret("secret")
+        data_dir = workdir / "data"
+        full_env = clean_env({
+            "SLACK_BOT_TOKEN": token,
+            "SLACK_SIGNING_SECRET": secret,
+            "SLACK_API_URL": fake.api_url,
+            "CRSBOT_DATA_DIR": str(data_dir),
+            **(env or {}),
+        })
+        try:
+            process = start_crsbot(full_env, workdir / "crsbot.log", cwd=workdir)
+            served_ = cls(fake=fake, process=process, data_dir=data_dir, token=token, secret=secret,
+                          env=full_env)
+            try:
+                yield served_
+            finally:
+                process.stop()
+        finally:
+            if own_fake:
+                fake.stop()
+
+    # ---- inspection
+
+    def mark(self) -> int:
+        """Index to pass as `after=` to `fake.wait_for`, so only calls made from now on count."""
+        return len(self.fake.calls)
+
+    def calls_since(self, mark: int, *methods: str) -> list[RecordedCall]:
+        calls = self.fake.calls[mark:]
+        return [c for c in calls if not methods or c.method in methods]
+
+    def output(self) -> str:
+        return self.process.output()
+
+    def health(self) -> HttpResponse:
+        return self.process.health()
+
+    def wait_for(self, match: str | Callable[[RecordedCall], bool], after: int, timeout: float = 10.0
+                 ) -> RecordedCall:
+        return self.fake.wait_for(match, timeout=timeout, after=after)
+
+    # ---- sending what Slack sends
+
+    def post(self, body: str, *, content_type: str = "application/x-www-form-urlencoded",
+             headers: Mapping[str, str] | None = None, secret: str | None = None,
+             timestamp: int | None = None, signed: bool = True, timeout: float = 10.0) -> HttpResponse:
+        """POST `body` to /slack/events, signed with the server's secret unless told otherwise."""
+        all_headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+        if signed:
+            all_headers.update(sign(body, secret or self.secret, timestamp))
+        all_headers.update(headers or {})
+        return http_request(self.process.events_url, data=body.encode("utf-8"), headers=all_headers,
+                            method="POST", timeout=timeout)
+
+    def slash_body(self, text: str, *, channel: str, user: str = DEFAULT_USER) -> str:
+        return slash_body(text, channel=channel, user=user,
+                          response_url=self.fake.new_response_url(channel=channel, user=user),
+                          trigger_id=self.fake.new_trigger_id())
+
+    def slash(self, text: str, *, channel: str, user: str = DEFAULT_USER, **post_kwargs: Any) -> HttpResponse:
+        """`/crs TEXT` typed by `user` in `channel`."""
+        return self.post(self.slash_body(text, channel=channel, user=user), **post_kwargs)
+
+    def click(self, message: Mapping[str, Any], action_id: str, *, channel: str, user: str = DEFAULT_USER,
+              **post_kwargs: Any) -> HttpResponse:
+        """`user` clicks the button `action_id` on `message` (from `fake.messages(channel)`)."""
+        payload = block_actions_payload(
+            message, action_id, channel=channel, user=user, trigger_id=self.fake.new_trigger_id(),
+            response_url=self.fake.new_response_url(channel=channel, user=user, message_ts=message["ts"]))
+        return self.post(interactive_body(payload), **post_kwargs)
+
+    def submit(self, view: Mapping[str, Any], values: Mapping[str, str | None], *, user: str = DEFAULT_USER,
+               **post_kwargs: Any) -> HttpResponse:
+        """`user` submits the modal `view` (from `fake.views()`) with `values` by block id."""
+        payload = view_submission_payload(view, values, user=user, trigger_id=self.fake.new_trigger_id())
+        return self.post(interactive_body(payload), **post_kwargs)
+
+
+def served(name: str, *, env: Mapping[str, str | None] | None = None, scope: str = "module") -> Any:
+    """A pytest fixture named `name` yielding a `Served` (one server per `scope`, default module).
+
+    Assign it to a module-level variable of the same name so pytest collects it::
+
+        bot = served("bot", env={"CRSBOT_LOG_LEVEL": "DEBUG"})
+    """
+
+    @pytest.fixture(scope=scope, name=name)  # type: ignore[call-overload]
+    def _served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+        with Served.running(tmp_path_factory.mktemp(name), env=env) as running:
+            yield running
+
+    return _served
