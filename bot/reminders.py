@@ -137,7 +137,7 @@ class ReminderEngine:
         escalate_after: timedelta,
         *,
         snooze_for: timedelta = timedelta(minutes=15),
-        symptom_free_after: timedelta = timedelta(hours=72),
+        symptom_free_after: timedelta | None = timedelta(hours=72),
         stale_after: timedelta = timedelta(minutes=2),
         retry_base: timedelta = timedelta(seconds=30),
         max_attempts: int = 5,
@@ -149,8 +149,9 @@ class ReminderEngine:
         for grade, interval in intervals.items():
             if interval <= timedelta(0):
                 raise ValueError(f"reassessment interval for grade {grade} must be positive, got {interval}")
-        for name, value in (("escalate_after", escalate_after), ("snooze_for", snooze_for),
-                            ("symptom_free_after", symptom_free_after), ("stale_after", stale_after)):
+        durations = {"escalate_after": escalate_after, "snooze_for": snooze_for, "stale_after": stale_after,
+                     "symptom_free_after": symptom_free_after or timedelta(hours=1)}
+        for name, value in durations.items():
             if value <= timedelta(0):
                 raise ValueError(f"{name} must be positive, got {value}")
         if max_attempts < 1:
@@ -297,7 +298,8 @@ class ReminderEngine:
             user_id,
             action,
             snooze_until=now + self.snooze_for if action == "snooze" else None,
-            symptom_free_hours=self.symptom_free_after.total_seconds() / 3600 if action == "resolved" else None,
+            symptom_free_hours=(self.symptom_free_after.total_seconds() / 3600
+                                if action == "resolved" and self.symptom_free_after is not None else None),
         )
 
     # ----------------------------------------------------------------- lifecycle

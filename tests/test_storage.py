@@ -273,6 +273,32 @@ def test_resolve_cancels_reminders_and_books_symptom_free_notice(store: Store, c
     assert len(resolves) == 1 and resolves[0].detail["cancelled_reminders"] == 2
 
 
+def test_resolve_without_symptom_free_hours_books_no_notice(store: Store, clock: ManualClock) -> None:
+    """Rulebooks without a symptom-free interval: resolve, but promise nothing."""
+    episode = _record(store, "Bed 10", 1).episode
+    assert episode is not None
+    reassess = store.schedule_reminder(episode.id, "reassess", clock.now() + timedelta(hours=4))
+    resolved = store.resolve_episode_by_id(episode.id, "U3", None)
+    assert resolved is not None and resolved.status == "resolved" and resolved.symptom_free_until is None
+    assert [(r.id, r.status) for r in store.reminders(episode.id)] == [(reassess.id, "cancelled")]
+    assert store.resolve_episode_by_id(episode.id, "U3", None) is None  # already resolved
+    _record(store, "Bed 11", 1)
+    with pytest.raises(ValueError, match="negative"):
+        store.resolve_episode(CH, "Bed 11", "U3", -1)
+    assert store.find_open_episode(CH, "Bed 11") is not None  # the failed resolve left nothing half-done
+
+
+def test_cancel_reminder_only_cancels_pending_ones(store: Store, clock: ManualClock) -> None:
+    episode = _record(store, "Bed 12", 2).episode
+    assert episode is not None
+    first = store.schedule_reminder(episode.id, "reassess", clock.now() + timedelta(hours=2))
+    second = store.schedule_reminder(episode.id, "symptom_free", clock.now() + timedelta(hours=72))
+    assert store.cancel_reminder(second.id) is True
+    assert store.cancel_reminder(second.id) is False  # already cancelled
+    assert store.cancel_reminder(999_999) is False
+    assert [(r.id, r.status) for r in store.reminders(episode.id)] == [(first.id, "pending"), (second.id, "cancelled")]
+
+
 def test_concurrent_first_assessments_share_one_episode(db_url: str, clock: ManualClock) -> None:
     """Two replicas grading a new patient at the same moment must not open two episodes."""
     engines = [make_engine(db_url), make_engine(db_url)]

@@ -413,9 +413,13 @@ class Store:
             return [EpisodeHistory(Episode.of(e), tuple(by_episode[e.id])) for e in episodes]
 
     def resolve_episode(
-        self, channel_id: str, patient_label: str, user_id: str, symptom_free_hours: float
+        self, channel_id: str, patient_label: str, user_id: str, symptom_free_hours: float | None
     ) -> Episode | None:
-        """Resolve the patient's open episode; None if there is none."""
+        """Resolve the patient's open episode; None if there is none.
+
+        `symptom_free_hours` None (or 0) books no symptom-free notice, for
+        rulebooks that do not define the interval.
+        """
         label = _clean_label(patient_label)
         now = self._now()
         with self._tx() as session:
@@ -433,8 +437,10 @@ class Store:
             self._resolve(session, row, user_id, symptom_free_hours, now)
             return Episode.of(row)
 
-    def resolve_episode_by_id(self, episode_id: int, user_id: str, symptom_free_hours: float) -> Episode | None:
-        """Resolve an episode by id; None if it was already resolved."""
+    def resolve_episode_by_id(
+        self, episode_id: int, user_id: str, symptom_free_hours: float | None
+    ) -> Episode | None:
+        """Resolve an episode by id; None if it was already resolved. Hours as in `resolve_episode`."""
         now = self._now()
         with self._tx() as session:
             row = self._require_episode(session, episode_id)
@@ -443,17 +449,21 @@ class Store:
             self._resolve(session, row, user_id, symptom_free_hours, now)
             return Episode.of(row)
 
-    def _resolve(self, session: Session, row: EpisodeRow, user_id: str, hours: float, now: datetime) -> None:
-        """Close the episode, stop its reassessment cycle and book the symptom-free notice."""
-        if hours <= 0:
-            raise ValueError(f"symptom_free_hours must be positive, got {hours}")
+    def _resolve(
+        self, session: Session, row: EpisodeRow, user_id: str, hours: float | None, now: datetime
+    ) -> None:
+        """Close the episode, stop its reassessment cycle and book the symptom-free notice (if hours given)."""
+        if hours is not None and hours < 0:
+            raise ValueError(f"symptom_free_hours must not be negative, got {hours}")
         row.status = "resolved"
         row.resolved_at = now
         row.resolved_by = user_id
-        row.symptom_free_until = now + timedelta(hours=hours)
+        row.symptom_free_until = now + timedelta(hours=hours) if hours else None
         cancelled = self._cancel_pending(session, row.id, REMINDER_KINDS)
         answered = self._mark_answered(session, row.id, user_id, now)
-        notice = self._add_reminder(session, row.id, "symptom_free", row.symptom_free_until, now)
+        notice = None
+        if row.symptom_free_until is not None:
+            notice = self._add_reminder(session, row.id, "symptom_free", row.symptom_free_until, now)
         session.flush()
         self._add_audit(
             session,
@@ -467,7 +477,7 @@ class Store:
                 "worst_grade": row.worst_grade,
                 "cancelled_reminders": cancelled,
                 "answered_reminders": list(answered),
-                "symptom_free_reminder_id": notice.id,
+                "symptom_free_reminder_id": notice.id if notice is not None else None,
                 "symptom_free_until": _iso(row.symptom_free_until),
             },
         )
@@ -552,6 +562,11 @@ class Store:
             if status is not None:
                 stmt = stmt.where(ReminderRow.status == status)
             return [Reminder.of(r) for r in session.scalars(stmt)]
+
+    def cancel_reminder(self, reminder_id: int) -> bool:
+        """Cancel one pending reminder; False if it was not pending (already posted, claimed or gone)."""
+        with self._tx() as session:
+            return self._set_status(session, [reminder_id], ("pending",), {"status": "cancelled"}) == 1
 
     def schedule_reminder(self, episode_id: int, kind: str, due_at: datetime) -> Reminder:
         """Add one pending reminder (no cancellation of others)."""
@@ -836,14 +851,12 @@ class Store:
         """Someone responded to a reminder: mark posted ones answered, stop the escalation, then act.
 
         "snooze" replaces the pending reassess with one at `snooze_until`;
-        "resolved" resolves the episode (which books the symptom-free notice).
+        "resolved" resolves the episode (booking the symptom-free notice if hours are given).
         """
         if action not in ANSWER_ACTIONS:
             raise ValueError(f"unknown answer action {action!r}; expected one of {ANSWER_ACTIONS}")
         if action == "snooze" and snooze_until is None:
             raise ValueError("snooze needs snooze_until")
-        if action == "resolved" and symptom_free_hours is None:
-            raise ValueError("resolved needs symptom_free_hours")
         now = self._now()
         with self._tx() as session:
             row = self._require_episode(session, episode_id)
@@ -871,7 +884,6 @@ class Store:
                 },
             )
             if row.status == "open" and action == "resolved":
-                assert symptom_free_hours is not None
                 self._resolve(session, row, user_id, symptom_free_hours, now)
                 resolved = True
             session.flush()
