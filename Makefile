@@ -21,3 +21,4 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/grading.py
+	$(VENV)/bin/python bench/slack_http.py

@@ -4,6 +4,7 @@ engine. `serve` (HTTP or Socket Mode) and `console` both start from `build_runti
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -20,6 +21,7 @@ from bot.storage.db import make_engine, upgrade
 from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
+LISTENER_THREADS = 64
 
 
 @dataclass
@@ -58,8 +60,12 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     service = CrsService(settings, rulebooks, store, sender, clock)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     try:
+        # Bolt's default pool has 5 threads and a listener keeps its thread until its post is done, so
+        # slow Slack (429 Retry-After) could hold back the ack of the sixth command past Slack's 3 s.
         app = App(signing_secret=signing, client=client, process_before_response=False,
-                  request_verification_enabled=not socket_mode, token_verification_enabled=True, name="crsbot")
+                  request_verification_enabled=not socket_mode, token_verification_enabled=True, name="crsbot",
+                  listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS,
+                                                       thread_name_prefix="crsbot-listener"))
     except Exception as exc:  # noqa: BLE001 - Bolt verifies the token with auth.test at start-up
         raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
                             f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None

@@ -123,7 +123,14 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError("Configuration error: " + "; ".join(problems)) from None
 
 
+def _blank(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def require(settings: Settings, *fields: str) -> None:
-    missing = [env_name(f) for f in fields if getattr(settings, f) in (None, "")]
+    """An empty secret is a missing secret: starting without one would accept unsigned requests."""
+    missing = [env_name(f) for f in fields if _blank(getattr(settings, f))]
     if missing:
         raise SettingsError("Missing setting(s): " + ", ".join(missing) + ". Set them in the environment.")

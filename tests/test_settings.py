@@ -191,8 +191,6 @@ def test_require_names_only_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> 
     assert "SLACK_BOT_TOKEN" not in message and TOKEN not in message
 
 
-@pytest.mark.xfail(strict=True, reason="bot/settings.py require(): SecretStr('') != '', so an empty secret "
-                   "counts as set; see the report")
 @pytest.mark.parametrize("value", ["", "   "])
 def test_an_empty_secret_counts_as_missing(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     set_env(monkeypatch, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=value)

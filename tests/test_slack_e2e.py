@@ -169,8 +169,6 @@ def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
     assert bot.calls_since(mark, RESPONSE_URL_METHOD, "chat.postEphemeral") == []
 
 
-@pytest.mark.xfail(strict=True, reason="bot/app.py: Bolt's default listener executor has 5 threads and each "
-                   "/crs listener holds one through its post, so the 6th concurrent command cannot ack; see the report")
 def test_acks_do_not_wait_behind_slow_posts(bot: Served) -> None:
     """Slack gives 3 s to ack. While several posts are stuck (Slack slow, or a long Retry-After),
     a new command must still be acked: the ack must not queue behind post-ack work."""
@@ -485,8 +483,6 @@ def test_persistent_server_error_tells_the_user_and_stays_healthy(bot: Served) -
     bot.wait_for(ok_post_to(channel), after=mark)
 
 
-@pytest.mark.xfail(strict=True, reason="bot/listeners/errors.py finds no channel in a view_submission body "
-                   "(it is in view.private_metadata), so a form whose post fails is never reported; see the report")
 def test_form_submission_whose_post_fails_tells_the_user(bot: Served) -> None:
     channel = new_channel()
     view = open_form(bot, channel)
@@ -573,8 +569,6 @@ def test_unreachable_slack_api_stops_start_up_with_a_message(tmp_path: Any) -> N
     assert "xoxb-startup-" + "9" * 24 not in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="bot/settings.py require() treats SecretStr('') as present: the server "
-                   "starts, and every request then fails in Bolt's verifier and is answered 200; see the report")
 def test_empty_signing_secret_stops_start_up(tmp_path: Any) -> None:
     with FakeSlack() as fake:
         env = _startup_env(tmp_path, SLACK_SIGNING_SECRET="", SLACK_API_URL=fake.api_url)
@@ -596,8 +590,6 @@ def test_empty_signing_secret_stops_start_up(tmp_path: Any) -> None:
 # --------------------------------------------------------------------------- last: the logs
 
 
-@pytest.mark.xfail(strict=True, reason="Bolt's RequestVerification middleware logs the whole body of a rejected "
-                   "request at INFO (vitals, patient label, response_url); see the report")
 def test_rejected_request_bodies_are_not_logged(bot: Served) -> None:
     channel = new_channel()
     response_url = bot.fake.new_response_url(channel=channel, user="U0CLINIC01")

@@ -3,6 +3,7 @@ anything else a short apology with a reference, and never a stack trace."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from typing import Any
@@ -37,7 +38,7 @@ def register(app: App, service: CrsService) -> None:
             logger.info("user error: %s", type(error).__name__)
             service.store.audit("failure", _channel(body), _user(body), detail={"error": type(error).__name__})
         try:
-            if respond is not None:
+            if respond is not None and getattr(respond, "response_url", None):
                 respond(response_type="ephemeral", replace_original=False, **reply)
             elif _channel(body) and _user(body):
                 service.sender.ephemeral(_channel(body), _user(body), reply)
@@ -47,7 +48,15 @@ def register(app: App, service: CrsService) -> None:
 
 
 def _channel(body: dict[str, Any]) -> str:
-    return body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+    """Commands and buttons name the channel; a form carries it in its private metadata."""
+    found = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    if found:
+        return str(found)
+    try:
+        metadata = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
+    except ValueError:
+        return ""
+    return str(metadata.get("channel", "")) if isinstance(metadata, dict) else ""
 
 
 def _user(body: dict[str, Any]) -> str:
