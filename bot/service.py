@@ -217,9 +217,7 @@ class CrsService:
         if episode is None or not episode.is_open:
             raise NoEpisodeError(label)
         hours = self.symptom_free_hours(episode.product)
-        resolved = self.store.resolve_episode_by_id(episode.id, user, hours or 0)
-        if hours is None:
-            self._cancel_symptom_free(episode.id)
+        resolved = self.store.resolve_episode_by_id(episode.id, user, hours)
         when = (f"A notice will be posted when {hours:g} symptom-free hours have passed "
                 f"({hhmm(resolved.symptom_free_until if resolved else None)})." if hours
                 else "The symptom-free interval before the next dose is not in this rulebook: "
@@ -229,11 +227,6 @@ class CrsService:
         if episode.thread_ts:
             self.sender.post(channel, {"text": text}, thread_ts=episode.thread_ts)
         return render_ephemeral("Episode resolved", text)
-
-    def _cancel_symptom_free(self, episode_id: int) -> None:
-        for reminder in self.store.reminders(episode_id=episode_id, status="pending"):
-            if reminder.kind == "symptom_free":
-                self.store.cancel_reminder(reminder.id)
 
     def set_oncall(self, channel: str, user: str, rest: str) -> Payload:
         target = rest.strip().split(" ")[0] if rest.strip() else ""

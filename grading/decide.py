@@ -69,7 +69,8 @@ def decide_crs(inp: CrsInput, graded: CrsGrade, rulebook: Rulebook, recurrent: b
     if not graded.grade and graded.grade_if_fever_masked:
         notes.append(f"The actions below are those for grade {basis}, in case fever was masked.")
     if recurrent and basis in (2, 3):
-        notes.append(f"Recurrent grade {basis}: the rulebook's recurrent row applies.")
+        notes.append(f"Recurrent grade {basis}: a previous CRS episode with this product reached the same grade, "
+                     "so the rulebook's recurrent rows apply.")
     return CrsReport(
         input=inp,
         product=rulebook.rulebook.product,

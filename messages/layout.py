@@ -68,8 +68,6 @@ def crs_layout(report: CrsReport) -> Layout:
     fever = next((f for f in report.findings if f.domain == "fever"), None)
     if fever:
         why.append(f"Fever: {fever.text.removeprefix('fever ')}.")
-    if report.recurrent:
-        why.append("Recurrent: a previous episode with this product reached this grade; recurrent rows apply.")
     unstated = []
     if report.unstated:
         lead = "Not stated (not assumed present): " + ", ".join(report.unstated) + "."
