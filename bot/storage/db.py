@@ -10,7 +10,9 @@ under a PostgreSQL advisory lock, so any number of replicas may start at once.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,7 +92,7 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
@@ -100,6 +102,28 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so
         # read-then-write transactions cannot fail half-way on a stale snapshot.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (a lasting property of the file), retrying while another process holds it.
+
+    Changing the journal mode needs an exclusive lock and SQLite reports "database
+    is locked" at once instead of waiting on busy_timeout, so two processes opening
+    a brand-new file together would otherwise fail at start-up.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            if str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("could not switch the SQLite database to WAL mode: database is locked")
+        time.sleep(0.02)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:
