@@ -64,10 +64,9 @@ def crs_layout(report: CrsReport) -> Layout:
         alert = (f"If fever was masked (premedication, antipyretics, tocilizumab, steroids) this is "
                  f"GRADE {report.grade_if_fever_masked}. Add masked=yes if so.")
     why = [f"Driven by: {report.driver}."]
-    why += [f"Finding: {f.text} (grade {f.level} level)" for f in report.findings if f.domain != "fever"]
-    fever = next((f for f in report.findings if f.domain == "fever"), None)
-    if fever:
-        why.append(f"Fever: {fever.text.removeprefix('fever ')}.")
+    if report.findings:
+        why.append("Findings: " + "; ".join(
+            f.text if f.domain == "fever" else f"{f.text} ({f.domain}, grade {f.level})" for f in report.findings) + ".")
     unstated = []
     if report.unstated:
         lead = "Not stated (not assumed present): " + ", ".join(report.unstated) + "."
