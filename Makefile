@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/crsbot console
+	$(VENV)/bin/crsbot console --demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
