@@ -45,6 +45,11 @@ log = logging.getLogger("crsbot.service")
 Payload = dict[str, Any]
 
 
+def _is_assessment(sub: str) -> bool:
+    """Grading commands: the store audits them with their inputs and grade."""
+    return sub == "icans" or "=" in sub or ":" in sub
+
+
 class ChannelNotAllowedError(CrsbotError):
     def __init__(self, channel: str) -> None:
         super().__init__(f"crsbot is not enabled in this channel ({channel}). Ask your Slack admin to add it to "
@@ -80,7 +85,8 @@ class CrsService:
         self._check_channel(inv.channel_id)
         word, _, rest = inv.text.strip().partition(" ")
         sub = word.lower()
-        self.store.audit("command", inv.channel_id, inv.user_id, detail={"text": inv.text[:500]})
+        if not _is_assessment(sub):
+            self.store.audit("command", inv.channel_id, inv.user_id, detail={"text": inv.text[:500]})
         if sub in ("", "help", "?"):
             return help_message()
         if sub == "form":
@@ -125,9 +131,7 @@ class CrsService:
         the same product reached this same grade. `recurrent=yes` covers patients the bot has not seen."""
         if patient is None or grade < 1:
             return None
-        resolved = [h.episode for h in self.store.episode_history(channel, patient)
-                    if h.episode.product == product and not h.episode.is_open]
-        previous = max(resolved, key=lambda e: e.resolved_at or e.opened_at, default=None)
+        previous = self.store.last_resolved_episode(channel, patient, product)
         return previous if previous is not None and previous.worst_grade == grade else None
 
     def crs(self, channel: str, user: str, text: str) -> CrsReport:

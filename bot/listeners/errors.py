@@ -36,7 +36,8 @@ def register(app: App, service: CrsService) -> None:
         reply = reply_for(error)
         if isinstance(error, CrsbotError):
             logger.info("user error: %s", type(error).__name__)
-            service.store.audit("failure", _channel(body), _user(body), detail={"error": type(error).__name__})
+            service.store.audit("failure", _channel(body), _user(body),
+                                detail={"error": type(error).__name__, "text": str(body.get("text", ""))[:500]})
         try:
             if respond is not None and getattr(respond, "response_url", None):
                 respond(response_type="ephemeral", replace_original=False, **reply)

@@ -381,6 +381,23 @@ class Store:
             ).one_or_none()
             return Episode.of(row) if row is not None else None
 
+    def last_resolved_episode(self, channel_id: str, patient_label: str, product: str) -> Episode | None:
+        """The patient's most recently resolved episode with this product: what recurrence is judged against."""
+        label = _clean_label(patient_label)
+        with self._tx() as session:
+            row = session.scalars(
+                select(EpisodeRow)
+                .where(
+                    EpisodeRow.channel_id == channel_id,
+                    EpisodeRow.patient_label == label,
+                    EpisodeRow.product == product,
+                    EpisodeRow.status == "resolved",
+                )
+                .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return Episode.of(row) if row is not None else None
+
     def open_episodes(self, channel_id: str) -> list[Episode]:
         with self._tx() as session:
             rows = session.scalars(
