@@ -53,12 +53,11 @@ def button(text: str, action_id: ActionId, value: str, style: str | None = None)
 
 
 def button_value(**fields: Any) -> str:
-    """Buttons carry what the click needs (the original text, patient, ids) as compact JSON."""
-    text = fields.get("text") or ""
-    while len(json.dumps(fields, separators=(",", ":"))) > MAX_BUTTON_VALUE and text:
-        text = text[: len(text) // 2]
-        fields["text"] = text
-    return json.dumps(fields, separators=(",", ":"))
+    """Buttons carry what the click needs (`t`: the original text, ids) as compact JSON. Only the text
+    is shortened to fit Slack's 2000 characters, so the value always stays valid JSON."""
+    while len(encoded := json.dumps(fields, separators=(",", ":"))) > MAX_BUTTON_VALUE and fields.get("t"):
+        fields["t"] = fields["t"][: len(fields["t"]) // 2]
+    return encoded
 
 
 def assessment_buttons(value: str) -> Block:
