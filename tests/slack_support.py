@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -352,6 +353,12 @@ class CrsbotProcess:
         if time.monotonic() > deadline:
             self.stop()
             raise RuntimeError(f"crsbot serve did not {what} in time:\n{self.output()[-4000:]}")
+
+    def kill(self, timeout: float = 10.0) -> int:
+        """SIGKILL (`kill -9`: no shutdown code runs at all) and reap the process."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM (a graceful shutdown), then SIGKILL if it does not exit in `timeout` seconds."""
