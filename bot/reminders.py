@@ -18,6 +18,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -143,6 +144,7 @@ class ReminderEngine:
         max_attempts: int = 5,
         tick_seconds: float = 1.0,
         batch_size: int = 100,
+        tick_budget: float = 30.0,
     ) -> None:
         if not intervals:
             raise ValueError("at least one reassessment interval is required")
@@ -169,6 +171,7 @@ class ReminderEngine:
         self.max_attempts = max_attempts
         self.tick_seconds = tick_seconds
         self.batch_size = batch_size
+        self.tick_budget = tick_budget
         self._scheduler: BackgroundScheduler | None = None
         self._scheduler_lock = threading.Lock()
 
@@ -207,10 +210,22 @@ class ReminderEngine:
     # --------------------------------------------------------------------- tick
 
     def tick(self) -> list[DueReminder]:
-        """Claim and post everything due now; returns what was posted successfully."""
-        now = as_utc(self.clock.now())
+        """Claim and post everything due now; returns what was posted successfully.
+
+        Batches repeat while they come back full (within `tick_budget`), so a catch-up after downtime
+        runs at posting speed rather than one batch per tick."""
         posted: list[DueReminder] = []
-        for episode_id in self.store.due_episode_ids(now, now - self.stale_after, self.batch_size):
+        started = time.monotonic()
+        while True:
+            now = as_utc(self.clock.now())
+            episode_ids = self.store.due_episode_ids(now, now - self.stale_after, self.batch_size)
+            posted += self._tick_batch(episode_ids)
+            if len(episode_ids) < self.batch_size or time.monotonic() - started > self.tick_budget:
+                return posted
+
+    def _tick_batch(self, episode_ids: Sequence[int]) -> list[DueReminder]:
+        posted: list[DueReminder] = []
+        for episode_id in episode_ids:
             # Claim with a fresh "now": a long catch-up tick must not stamp claims
             # with its start time, or other replicas would see them as already stale.
             claim_at = as_utc(self.clock.now())

@@ -361,6 +361,19 @@ def test_restart_catches_up_with_one_coalesced_post_per_episode(
         restarted_db.dispose()
 
 
+def test_one_tick_drains_every_due_episode_not_just_one_batch(
+    store: Store, clock: ManualClock, slack: FakeSlack
+) -> None:
+    """A catch-up must run at posting speed: batches repeat within a tick while they come back full."""
+    engine = make_reminder_engine(store, clock, slack, batch_size=5)
+    episodes = [graded(store, engine, f"bed{i}", 3) for i in range(23)]
+    clock.advance(timedelta(hours=1))
+    posted = engine.tick()
+    assert sorted(d.episode.id for d in posted) == sorted(e.id for e in episodes)
+    assert len(slack.posts) == 23
+    assert engine.tick() == []
+
+
 def test_stale_claim_of_a_dead_replica_is_delivered_once(
     store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
 ) -> None:
