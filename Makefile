@@ -22,3 +22,4 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/grading.py
 	$(VENV)/bin/python bench/slack_http.py
+	$(VENV)/bin/python bench/reminders.py
