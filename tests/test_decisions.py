@@ -224,7 +224,7 @@ def test_crs_management_rows(grade: int, recurrent: bool, management: list[str],
                              supportive: list[str]) -> None:
     report = crs(GRADE_TEXT[grade] + (" recurrent=yes" if recurrent else ""))
     assert report.grade == grade
-    general = ["withhold-until-resolved", "manage-per-table", "other-causes", "refractory-hlh"]
+    general = ["withhold-until-resolved", "manage-per-table", "other-causes", "refractory-hlh", "not-interchangeable"]
     assert ids(report.management) == general + management
     assert ids(report.next_dose) == next_dose
     assert ids(report.supportive) == supportive
@@ -365,9 +365,12 @@ def test_velo_crs_management_has_no_iv_numbers(grade: int, recurrent: str) -> No
     assert not IV_SCHEDULE.search(whole), IV_SCHEDULE.search(whole)
 
 
-def test_velo_says_the_products_are_not_interchangeable() -> None:
-    report = crs(GRADE_TEXT[2] + " product=velo")
-    assert any("not interchangeable" in a.text for a in report.management)
+def test_iv_says_the_products_are_not_interchangeable() -> None:
+    # reference.md section 4 states it for the IV label; section 5 (VELO) does not, and the VELO
+    # rulebook must not lean on the IV label, so only IV replies say it.
+    report = crs(GRADE_TEXT[2])
+    [action] = [a for a in report.management if "not interchangeable" in a.text]
+    assert (action.source, action.status) == ("USPI-IV", "label")
 
 
 @pytest.mark.parametrize("text", ["ice=8", "ice=5", "ice=1 recurrent=yes", "seizure=prolonged"])
