@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grading.parse import tokenize
+from grading.errors import InputError
+from grading.parse import CRS_KEYS, tokenize
 from messages.ids import CallbackId, FormField
 
 Block = dict[str, Any]
@@ -47,18 +48,33 @@ def _header(text: str) -> Block:
     return {"type": "header", "text": {"type": "plain_text", "text": text}}
 
 
+# Every way the grammar spells a key, mapped to the form field that holds it (masked=, toci=,
+# steroids= ... all fill the one "fever may be masked" field).
+_FIELD_FOR_KEY = {name: ("masked" if spec.field == "masked" else spec.names[0])
+                  for spec in CRS_KEYS for name in spec.names}
+
+
 def prefill_values(text: str | None) -> dict[str, str]:
     """Earlier `/crs` text as form values; anything unreadable is simply not prefilled."""
     if not text:
         return {}
     try:
         tokens = tokenize(text)
-    except Exception:  # noqa: BLE001 - a prefill is a convenience, never a failure
+    except InputError:
         return {}
-    aliases = {"t": "temp", "temperature": "temp", "bp": "sbp", "pressors": "pressor", "vasopressors": "pressor",
-               "vaso": "vasopressin", "toci": "masked", "steroids": "masked", "antipyretic": "masked",
-               "pt": "patient", "bed": "patient", "wt": "weight"}
-    return {aliases.get(t.key, t.key): t.value for t in tokens}
+    return {_FIELD_FOR_KEY.get(t.key, t.key): t.value for t in tokens}
+
+
+def initial_values(view: dict[str, Any]) -> dict[str, str]:
+    """What an opened form shows in each field before anyone types."""
+    shown = {}
+    for block in view.get("blocks", []):
+        if block.get("type") == "input":
+            element = block["element"]
+            value = element.get("initial_value") or (element.get("initial_option") or {}).get("value")
+            if value:
+                shown[block["block_id"]] = value
+    return shown
 
 
 def build_form(channel_id: str, prefill: str | None = None, title: str = "CRS assessment") -> Block:
