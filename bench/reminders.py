@@ -440,7 +440,7 @@ def send_slash(port: int, body: bytes, headers: dict[str, str], timeout: float) 
 def crs_traffic(fake: RemoteFake, secret: str, channels: int, rate: float,
                 window: float) -> Callable[[dict[str, Any]], Any]:
     """Returns the `during` hook: a thread sending `/crs` at `rate`/s over the window's second half."""
-    from tests.slack_support import sign, slash_body
+    from bot.slack_requests import sign, slash_body
 
     count = max(1, int(rate * window / 2))
     targets = [f"C0B{(k * 7) % channels:05d}" for k in range(count)]

@@ -24,7 +24,14 @@ from bot.app import Runtime, build_runtime
 from bot.serve import make_server
 from bot.settings import load_settings, parse_duration
 from bot.slack_fake import FakeSlack, RecordedCall
-from bot.slack_requests import SlackRequester
+from bot.slack_requests import (
+    block_actions_payload,
+    interactive_body,
+    post_signed,
+    slash_body,
+    view_submission_payload,
+)
+from messages.form import initial_values
 
 CHANNEL = "C0ONCALL01"
 USER = "U0CLINIC01"
@@ -91,7 +98,8 @@ class Console:
         self.runtime: Runtime = build_runtime(settings, clock=self.clock)
         self.server = make_server(self.runtime, "127.0.0.1", 0)
         threading.Thread(target=self.server.run, name="console-http", daemon=True).start()
-        self.requester = SlackRequester(f"http://127.0.0.1:{self.server.effective_port}/slack/events", secret)
+        self.endpoint = f"http://127.0.0.1:{self.server.effective_port}/slack/events"
+        self.secret = secret
         self.buttons: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self.open_view: dict[str, Any] | None = None
         self.fake.subscribe(self._on_call)
@@ -126,9 +134,7 @@ class Console:
             self._list_buttons(message)
         elif method == "views.open":
             self.open_view = call.response.get("view") or params.get("view")
-            prefill = {b["block_id"]: b["element"].get("initial_value") or
-                       (b["element"].get("initial_option") or {}).get("value")
-                       for b in (self.open_view or {}).get("blocks", []) if b.get("type") == "input"}
+            prefill = initial_values(self.open_view or {})
             filled = " ".join(f"{k}={v}" for k, v in prefill.items() if v)
             self.say(f"\n── form opened: CRS assessment ── prefilled: {filled or '(empty)'}\n"
                      "   type `submit key=value ...` to submit it")
@@ -196,10 +202,10 @@ class Console:
                 return
 
     def command(self, text: str) -> None:
-        body = self.requester.command_body(text, CHANNEL, USER, self.fake.new_response_url(channel=CHANNEL,
-                                                                                          user=USER),
-                                           self.fake.new_trigger_id())
-        reply = self.requester.post(body)
+        body = slash_body(text, channel=CHANNEL, user=USER,
+                          response_url=self.fake.new_response_url(channel=CHANNEL, user=USER),
+                          trigger_id=self.fake.new_trigger_id())
+        reply = post_signed(self.endpoint, body, self.secret)
         if reply.status != 200:
             self.say(f"   HTTP {reply.status}: {reply.body}")
 
@@ -209,32 +215,29 @@ class Console:
             return
         channel, message, element = self.buttons[number - 1]
         current = next((m for m in self.fake.messages(channel) if m.get("ts") == message.get("ts")), message)
-        payload = self.requester.block_action(element["action_id"], element.get("value", ""), channel, USER,
-                                              current, self.fake.new_response_url(channel=channel, user=USER),
-                                              self.fake.new_trigger_id())
-        self.requester.post(self.requester.payload_body(payload))
+        payload = block_actions_payload(current, element["action_id"], channel=channel, user=USER,
+                                        response_url=self.fake.new_response_url(channel=channel, user=USER),
+                                        trigger_id=self.fake.new_trigger_id())
+        post_signed(self.endpoint, interactive_body(payload), self.secret)
 
     def submit(self, text: str) -> None:
+        """Fields not typed keep what the form shows, as in Slack."""
         if self.open_view is None:
             self.say("   no form is open (type /crs form, or press Reassessed)")
             return
-        values = {}
-        for pair in text.split():
-            key, _, value = pair.partition("=")
-            values[key.lower()] = value
-        prefilled = {b["block_id"]: b["element"].get("initial_value") or
-                     (b["element"].get("initial_option") or {}).get("value")
-                     for b in self.open_view.get("blocks", []) if b.get("type") == "input"}
-        merged = {k: v for k, v in {**prefilled, **values}.items() if v}
-        payload = self.requester.view_submission(self.open_view, merged, USER)
-        reply = self.requester.post(self.requester.payload_body(payload))
+        values = {key.lower(): value for key, _, value in (pair.partition("=") for pair in text.split())}
+        try:
+            payload = view_submission_payload(self.open_view, values, user=USER,
+                                              trigger_id=self.fake.new_trigger_id())
+        except ValueError as exc:
+            self.say(f"   {exc}")
+            return
+        reply = post_signed(self.endpoint, interactive_body(payload), self.secret)
         if reply.body.strip():
-            errors = json.loads(reply.body).get("errors", {})
-            for field, message in errors.items():
+            for field, message in json.loads(reply.body).get("errors", {}).items():
                 self.say(f"   form error on `{field}`: {message}")
             return
         self.open_view = None
-
 
 def console_command(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="crsbot-console-"))

@@ -1,5 +1,7 @@
-"""Signed requests shaped exactly as Slack sends them (slash commands, button clicks, modal
-submissions). The console drives the real HTTP endpoint with these; so do the tests."""
+"""Requests shaped exactly as Slack sends them (slash commands, button clicks, modal
+submissions), signed with the app's secret. The console drives the real HTTP endpoint with these,
+and so do the end-to-end tests and the benchmarks: one description of Slack's wire format.
+"""
 
 from __future__ import annotations
 
@@ -8,76 +10,174 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
+
+TEAM_ID = "T0CRSBOT01"
+APP_ID = "A0CRSBOT01"
 
 
 @dataclass(frozen=True)
 class HttpReply:
     status: int
     body: str
-    seconds: float
 
 
-class SlackRequester:
-    def __init__(self, endpoint: str, signing_secret: str, team_id: str = "T0CRSBOT01") -> None:
-        self.endpoint = endpoint
-        self.verifier = SignatureVerifier(signing_secret)
-        self.team_id = team_id
+def post_signed(endpoint: str, body: str, secret: str, timeout: float = 10) -> HttpReply:
+    """POST a form-encoded body to the bot, signed as Slack would sign it."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, secret)}
+    request = urllib.request.Request(endpoint, data=body.encode(), method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return HttpReply(response.status, response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return HttpReply(exc.code, exc.read().decode(errors="replace"))
 
-    def sign(self, body: str, timestamp: int | None = None) -> dict[str, str]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        return {"X-Slack-Request-Timestamp": ts,
-                "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
-                "Content-Type": "application/x-www-form-urlencoded"}
 
-    def post(self, body: str, headers: dict[str, str] | None = None, timeout: float = 10) -> HttpReply:
-        request = urllib.request.Request(self.endpoint, data=body.encode(), method="POST",
-                                         headers=headers if headers is not None else self.sign(body))
-        started = time.perf_counter()
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return HttpReply(response.status, response.read().decode(), time.perf_counter() - started)
-        except urllib.error.HTTPError as exc:
-            return HttpReply(exc.code, exc.read().decode(errors="replace"), time.perf_counter() - started)
+def sign(body: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's request-signing headers for `body` (v0 HMAC-SHA256 over `v0:<ts>:<body>`)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
 
-    def command_body(self, text: str, channel: str, user: str, response_url: str, trigger_id: str,
-                     command: str = "/crs") -> str:
-        return urllib.parse.urlencode({
-            "token": "unused", "team_id": self.team_id, "channel_id": channel, "channel_name": channel.lower(),
-            "user_id": user, "user_name": user.lower(), "command": command, "text": text,
-            "response_url": response_url, "trigger_id": trigger_id, "api_app_id": "A0CRSBOT01"})
 
-    def payload_body(self, payload: dict[str, Any]) -> str:
-        return urllib.parse.urlencode({"payload": json.dumps(payload)})
+# --------------------------------------------------------------------------- Slack payloads
 
-    def block_action(self, action_id: str, value: str, channel: str, user: str, message: dict[str, Any],
-                     response_url: str, trigger_id: str) -> dict[str, Any]:
-        return {
-            "type": "block_actions", "team": {"id": self.team_id}, "user": {"id": user, "name": user.lower()},
-            "api_app_id": "A0CRSBOT01", "trigger_id": trigger_id, "response_url": response_url,
-            "container": {"type": "message", "message_ts": message.get("ts"), "channel_id": channel},
-            "channel": {"id": channel}, "message": message,
-            "actions": [{"type": "button", "action_id": action_id, "block_id": "crs_actions", "value": value,
-                         "action_ts": str(time.time())}],
-        }
 
-    def view_submission(self, view: dict[str, Any], values: dict[str, str], user: str) -> dict[str, Any]:
-        """`values` by block id; select blocks get `selected_option`, text blocks `value`."""
-        state: dict[str, Any] = {}
-        for block in view.get("blocks", []):
-            block_id = block.get("block_id")
-            if block.get("type") != "input" or block_id not in values:
-                continue
-            if block["element"]["type"] == "static_select":
-                state[block_id] = {"value": {"type": "static_select",
-                                             "selected_option": {"value": values[block_id]}}}
-            else:
-                state[block_id] = {"value": {"type": "plain_text_input", "value": values[block_id]}}
-        return {
-            "type": "view_submission", "team": {"id": self.team_id}, "user": {"id": user, "name": user.lower()},
-            "api_app_id": "A0CRSBOT01", "trigger_id": "",
-            "view": {**view, "id": view.get("id", "V0"), "state": {"values": state}},
-        }
+def slash_body(text: str, *, channel: str, user: str, response_url: str, trigger_id: str,
+               command: str = "/crs", team: str = TEAM_ID) -> str:
+    """A slash-command request body exactly as Slack form-encodes it."""
+    return urllib.parse.urlencode({
+        "token": "legacy-verification-token-unused",
+        "team_id": team,
+        "team_domain": "crsbot-e2e",
+        "channel_id": channel,
+        "channel_name": f"ward-{channel.lower()}",
+        "user_id": user,
+        "user_name": f"clinician.{user.lower()}",
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    })
+
+
+def interactive_body(payload: Mapping[str, Any]) -> str:
+    """Interactivity requests (buttons, modal submissions) arrive form-encoded as `payload=<json>`."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
+
+
+def _user(user: str, team: str = TEAM_ID) -> dict[str, Any]:
+    name = f"clinician.{user.lower()}"
+    return {"id": user, "username": name, "name": name, "team_id": team}
+
+
+def _find_action(blocks: list[dict[str, Any]], action_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    for block in blocks:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == action_id:
+                return block, element
+    return None
+
+
+def message_as_slack_sends_it(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A message from `FakeSlack.messages()` shaped as `body.message` in a block_actions payload:
+    no `channel` key, and attachments numbered from 1 like Slack numbers them."""
+    message = {k: v for k, v in stored.items() if k != "channel"}
+    if message.get("attachments"):
+        message["attachments"] = [{"id": i, **a} for i, a in enumerate(message["attachments"], 1)]
+    return message
+
+
+def block_actions_payload(message: Mapping[str, Any], action_id: str, *, channel: str, user: str,
+                          response_url: str, trigger_id: str, team: str = TEAM_ID) -> dict[str, Any]:
+    """The `block_actions` payload Slack sends when `user` clicks button `action_id` on `message`
+    (a message as returned by `FakeSlack.messages()`); the button may sit in the message's blocks
+    or in an attachment's blocks."""
+    shown = message_as_slack_sends_it(message)
+    found = _find_action(shown.get("blocks") or [], action_id)
+    container: dict[str, Any] = {"type": "message", "message_ts": shown["ts"], "channel_id": channel,
+                                 "is_ephemeral": False}
+    if found is None:
+        for attachment in shown.get("attachments") or []:
+            found = _find_action(attachment.get("blocks") or [], action_id)
+            if found is not None:
+                container = {"type": "message_attachment", "message_ts": shown["ts"],
+                             "attachment_id": attachment["id"], "channel_id": channel, "is_ephemeral": False,
+                             "is_app_unfurl": False}
+                break
+    if found is None:
+        raise ValueError(f"message {shown.get('ts')} has no button with action_id {action_id!r}")
+    block, element = found
+    action = {"action_id": action_id, "block_id": block.get("block_id", ""), "text": element.get("text"),
+              "value": element.get("value", ""), "type": element.get("type", "button"),
+              "action_ts": f"{time.time():.6f}"}
+    if element.get("style"):
+        action["style"] = element["style"]
+    return {
+        "type": "block_actions",
+        "user": _user(user, team),
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token-unused",
+        "container": container,
+        "trigger_id": trigger_id,
+        "team": {"id": team, "domain": "crsbot-e2e"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": f"ward-{channel.lower()}"},
+        "message": shown,
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def form_state(view: Mapping[str, Any], values: Mapping[str, str | None]) -> dict[str, Any]:
+    """`view.state.values` for a modal as Slack reports it on submission: every input block, with
+    `values[block_id]` typed into a text input or chosen in a select (by option value)."""
+    state: dict[str, Any] = {}
+    unknown = set(values) - {b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"}
+    if unknown:
+        raise ValueError(f"the form has no input block(s) {sorted(unknown)}")
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        action_id = element.get("action_id", "value")
+        chosen = values.get(block["block_id"])
+        if element["type"] == "static_select":
+            option = next((o for o in element.get("options", []) if o["value"] == chosen), None)
+            if chosen is not None and option is None:
+                raise ValueError(f"{block['block_id']}: no option {chosen!r}")
+            if option is None:
+                option = element.get("initial_option")
+            state[block["block_id"]] = {action_id: {"type": "static_select", "selected_option": option}}
+        else:
+            if chosen is None:
+                chosen = element.get("initial_value")
+            state[block["block_id"]] = {action_id: {"type": element["type"], "value": chosen}}
+    return {"values": state}
+
+
+def view_submission_payload(view: Mapping[str, Any], values: Mapping[str, str | None], *, user: str,
+                            trigger_id: str, team: str = TEAM_ID) -> dict[str, Any]:
+    """The `view_submission` payload Slack sends when `user` submits the opened `view`
+    (as returned by `FakeSlack.views()`) with `values` filled in."""
+    submitted = {**view, "state": form_state(view, values), "app_installed_team_id": team}
+    return {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "crsbot-e2e"},
+        "user": _user(user, team),
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token-unused",
+        "trigger_id": trigger_id,
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }

@@ -21,18 +21,8 @@ from bot.slack_fake import FakeSlack, RecordedCall
 from messages.blocks import GRADE_COLOURS
 from messages.ids import ActionId, CallbackId
 from messages.layout import JUDGMENT
-from tests.slack_support import (
-    RESPONSE_URL_METHOD,
-    Served,
-    clean_env,
-    interactive_body,
-    run_crsbot,
-    served,
-    sign,
-    slash_body,
-    start_crsbot,
-    view_submission_payload,
-)
+from bot.slack_requests import interactive_body, sign, slash_body, view_submission_payload
+from tests.slack_support import RESPONSE_URL_METHOD, Served, clean_env, run_crsbot, served, start_crsbot
 
 bot = served("bot")
 restricted = served("restricted", env={"CRSBOT_ALLOWED_CHANNELS": "C0WARD1,C0WARD2",
