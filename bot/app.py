@@ -57,7 +57,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url)
     sender = Sender(client)
-    service = CrsService(settings, rulebooks, store, sender, clock)
+    service = CrsService(settings, rulebooks, store, sender)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     try:
         # Bolt's default pool has 5 threads and a listener keeps its thread until its post is done, so

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot.clock import Clock
 from bot.reminders import DueReminder, ReminderEngine
 from bot.sender import Sender
 from bot.settings import Settings
@@ -38,6 +37,7 @@ from messages.episodes import (
 )
 from messages.form import build_form
 from messages.help import help_message
+from messages.ids import ActionId
 from messages.layout import crs_layout, layout_for
 
 log = logging.getLogger("crsbot.service")
@@ -70,12 +70,11 @@ class Invocation:
 
 
 class CrsService:
-    def __init__(self, settings: Settings, rulebooks: Rulebooks, store: Store, sender: Sender, clock: Clock) -> None:
+    def __init__(self, settings: Settings, rulebooks: Rulebooks, store: Store, sender: Sender) -> None:
         self.settings = settings
         self.rulebooks = rulebooks
         self.store = store
         self.sender = sender
-        self.clock = clock
         self.reminders: ReminderEngine | None = None
 
     # ------------------------------------------------------------------ routing
@@ -249,20 +248,20 @@ class CrsService:
         """Handle a button on an assessment or reminder; returns the line added to the message."""
         data = json.loads(value or "{}")
         episode_id = data.get("e")
-        if action == "crs_reassessed":
+        if action == ActionId.REASSESSED:
             self._answer(episode_id, user, "reassessed")
             self.open_form(channel, trigger_id, prefill=data.get("t"))
             return f":stethoscope: <@{user}> is reassessing"
-        if action == "crs_new_assessment":
+        if action == ActionId.NEW_ASSESSMENT:
             prefill = " ".join(p for p in (data.get("t") or "").split() if p.split("=")[0] in ("patient", "product"))
             self.open_form(channel, trigger_id, prefill=prefill or None)
             return f":memo: <@{user}> started a new assessment"
-        if action == "crs_snooze":
+        if action == ActionId.SNOOZE:
             if episode_id is None:
                 return f":zzz: <@{user}> snoozed (no patient label, so no reminder is tracked)"
             self._answer(episode_id, user, "snooze")
             return f":zzz: <@{user}> snoozed the reminder for 15 min"
-        if action == "crs_resolved":
+        if action == ActionId.RESOLVED:
             if episode_id is None:
                 return f":white_check_mark: <@{user}> marked this resolved (no patient label, nothing tracked)"
             episode = self.store.get_episode(episode_id)
