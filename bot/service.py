@@ -287,12 +287,12 @@ class CrsService:
         if due.kind == "symptom_free":
             hours = self.symptom_free_hours(ep.product) or 0
             payload = symptom_free_message(ep, hours, self.rulebooks[ep.product].next_dose.source)  # type: ignore
-        elif due.includes_escalation and due.kind == "escalation":
-            payload = escalation_message(ep, oncall, self._escalation_wait(), value)
+        elif due.includes_escalation:
+            # A reassessment merged with its overdue escalation has waited the escalation delay plus the outage.
+            waited = self._escalation_wait() + (due.late_by if due.kind != "escalation" else timedelta(0))
+            payload = escalation_message(ep, oncall, waited, value)
         else:
             payload = reminder_message(ep, oncall, value, due.late_by, due.coalesced)
-            if due.includes_escalation:
-                payload = escalation_message(ep, oncall, self._escalation_wait() + due.late_by, value)
         loud = due.kind == "escalation" or due.includes_escalation
         extra = {"reply_broadcast": True} if loud and ep.thread_ts else {}
         return self.sender.post(ep.channel_id, {**payload, **extra}, thread_ts=ep.thread_ts)
