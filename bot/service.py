@@ -210,21 +210,28 @@ class CrsService:
             episodes.append((item.episode, state, lines))
         return history_message(label, episodes)
 
-    def symptom_free_hours(self, product: str) -> float | None:
-        rules = self.rulebooks[product].next_dose  # type: ignore[index]
-        return rules.symptom_free_hours if rules.status != "not_available" else None
+    def symptom_free_hours(self, episode: Episode) -> float | None:
+        return self.rulebooks[episode.product].next_dose.hours_for(episode.worst_grade)  # type: ignore[index]
+
+    def _no_notice_reason(self, episode: Episode) -> str:
+        rules = self.rulebooks[episode.product].next_dose  # type: ignore[index]
+        if rules.status == "not_available" or rules.symptom_free_hours is None:
+            return f"The symptom-free interval before the next dose is not in this rulebook: see {rules.see}."
+        covered = ", ".join(str(g) for g in rules.grades)
+        return (f"This rulebook's {rules.symptom_free_hours:g}-hour symptom-free interval covers grade {covered} "
+                f"episodes [{rules.source}]; this one reached grade {episode.worst_grade}, so no notice is "
+                "booked: see the next-dose section of its grade reply.")
 
     def resolve(self, channel: str, user: str, label: str, episode_id: int | None = None) -> Payload:
         episode = (self.store.get_episode(episode_id) if episode_id is not None
                    else self.store.find_open_episode(channel, label))
         if episode is None or not episode.is_open:
             raise NoEpisodeError(label)
-        hours = self.symptom_free_hours(episode.product)
+        hours = self.symptom_free_hours(episode)
         resolved = self.store.resolve_episode_by_id(episode.id, user, hours)
         when = (f"A notice will be posted when {hours:g} symptom-free hours have passed "
                 f"({hhmm(resolved.symptom_free_until if resolved else None)})." if hours
-                else "The symptom-free interval before the next dose is not in this rulebook: "
-                     f"see {self.rulebooks[episode.product].next_dose.see}.")  # type: ignore[index]
+                else self._no_notice_reason(episode))
         text = (f"CRS episode for *{episode.patient_label}* resolved by <@{user}>; its reminders are cancelled. "
                 f"{when}")
         if episode.thread_ts:
@@ -285,7 +292,7 @@ class CrsService:
         oncall = oncall_row.target if oncall_row else None
         value = button_value(e=ep.id, t=f"patient={ep.patient_label} product={ep.product}")
         if due.kind == "symptom_free":
-            hours = self.symptom_free_hours(ep.product) or 0
+            hours = self.symptom_free_hours(ep) or 0
             payload = symptom_free_message(ep, hours, self.rulebooks[ep.product].next_dose.source)  # type: ignore
         elif due.includes_escalation:
             # A reassessment merged with its overdue escalation has waited the escalation delay plus the outage.

@@ -53,7 +53,18 @@ class Entry(Sourced):
 
 
 class NextDoseRules(Sourced):
+    """How long CRS must have been resolved before the next dose, and for which worst grades."""
+
     symptom_free_hours: float | None = None
+    grades: tuple[int, ...] = ()
+
+    def hours_for(self, worst_grade: int | None) -> float | None:
+        """The interval for an episode of this worst grade, or None when the rulebook gives none."""
+        if self.status == "not_available" or self.symptom_free_hours is None:
+            return None
+        if self.grades and worst_grade not in self.grades:
+            return None
+        return self.symptom_free_hours
 
 
 class DelayRow(Sourced):

@@ -75,3 +75,14 @@ def test_demo_script_plays_through(tmp_path: Path) -> None:
     for expected in ("CRS grade >= 2", "CRS grade 3", "*ESCALATION*", "form opened", "Open CRS episodes",
                      "Restart after a dose delay", "Did you mean `pressor`?"):
         assert expected in out, expected
+
+
+def test_resolving_books_the_72_hour_notice_only_for_grades_it_covers(tmp_path: Path) -> None:
+    out = run_console(["/crs temp=39 o2=2 sbp=120 pressor=0 patient=bed2",
+                       "/crs temp=39 pressor=2 patient=bed4",
+                       "/crs resolve patient=bed2", "/crs resolve patient=bed4"], tmp_path)
+    grade2 = out[out.index("> /crs resolve patient=bed2"):out.index("> /crs resolve patient=bed4")]
+    grade4 = out[out.index("> /crs resolve patient=bed4"):]
+    assert "A notice will be posted when 72 symptom-free hours have passed" in grade2
+    assert "A notice will be posted" not in grade4
+    assert "covers grade 1, 2 episodes [NCCN-ENGAGE]; this one reached grade 4, so no notice is booked" in grade4
