@@ -7,7 +7,7 @@ ReminderEngine and `CrsService.deliver`, beside a bare APScheduler date-job base
 
 Aim (issue 4): p99 lateness under 2 s while serving `/crs` traffic, and memory under 150 MB.
 
-Method. Loopback only. The Slack fake (`bot.slack_fake.FakeSlack`) runs in a child process of its own
+Method. Loopback only. The Slack fake (`bot.testing.slack_fake.FakeSlack`) runs in a child process of its own
 and is reset between phases. With `--database-url`, that PostgreSQL server gets a throw-away database
 (`crsbot_bench_<hex>`, dropped at the end); by default a SQLite file in a temp dir is used.
 
@@ -18,7 +18,7 @@ and is reset between phases. With `--database-url`, that PostgreSQL server gets 
    `--window` of them (default 50/s x 30 s = 1,500) fall due during the measured window; the rest are
    due 2 min to 62 min after it, so all 10,000 are pending throughout the window.
 2. crsbot, on time: a child process builds the bot exactly as `crsbot serve` does (`bot.app.build_runtime`
-   with the default settings: 1 s tick, 100 episodes per tick; `bot.serve.make_server` on waitress; the
+   with the default settings: 1 s tick, 100 episodes per tick; `bot.slack.serve.make_server` on waitress; the
    real Bolt app and `CrsService.deliver` posting with slack_sdk to the fake). Its clock is the
    system clock plus a constant offset (time is injectable), so the populated due times lie just ahead
    of it without re-populating for each phase. During the second half of the window a thread in the
@@ -163,7 +163,7 @@ class Plan:
 
 def fake_child(conn: Connection) -> None:
     """FakeSlack in its own process; counts reminder posts by kind and hands out response URLs."""
-    from bot.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
+    from bot.testing.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
 
     counts: Counter[str] = Counter()
     lock = threading.Lock()
@@ -227,7 +227,7 @@ def populate_part(url: str, plan: Plan, part: int, parts: int) -> int:
     """Open episodes i = part, part + parts, ... and book their reminders through the Store and
     ReminderEngine APIs, each reminder falling due at its planned instant."""
     from bot.clock import ManualClock
-    from bot.reminders import ReminderEngine, parse_intervals
+    from bot.episodes.engine import ReminderEngine, parse_intervals
     from bot.settings import Settings, parse_duration
     from bot.storage.db import make_engine
     from bot.storage.store import Store
@@ -299,7 +299,7 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
     import logging
 
     from bot.app import build_runtime
-    from bot.serve import make_server
+    from bot.slack.serve import make_server
     from bot.settings import load_settings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -440,7 +440,7 @@ def send_slash(port: int, body: bytes, headers: dict[str, str], timeout: float) 
 def crs_traffic(fake: RemoteFake, secret: str, channels: int, rate: float,
                 window: float) -> Callable[[dict[str, Any]], Any]:
     """Returns the `during` hook: a thread sending `/crs` at `rate`/s over the window's second half."""
-    from bot.slack_requests import sign, slash_body
+    from bot.testing.slack_requests import sign, slash_body
 
     count = max(1, int(rate * window / 2))
     targets = [f"C0B{(k * 7) % channels:05d}" for k in range(count)]

@@ -7,14 +7,14 @@ only acks, behind the same waitress settings, in the same run (issue 3).
 
 Aim (issue 3): p50 ack within 1.3x of the bare app, and no ack slower than 3 s at concurrency 16.
 
-Method. Everything runs on loopback. The Slack fake (`bot.slack_fake.FakeSlack`) runs in a child
+Method. Everything runs on loopback. The Slack fake (`bot.testing.slack_fake.FakeSlack`) runs in a child
 process of its own, so its work is not on the load generator's GIL (real Slack is elsewhere too).
 `crsbot serve` runs as a subprocess exactly as deployed (SQLite in a temp dir, default threads);
 the bare app is a second subprocess (this file with `--serve-bare`): `App(signing_secret=...,
 client=WebClient(token, base_url=fake), token_verification_enabled=False)` (Bolt needs a token; its
 one lazy auth.test falls in the warm-up) with one `/crs` listener that only calls `ack()`, wrapped in
 `slack_bolt.adapter.wsgi.SlackRequestHandler` and served by `waitress.create_server` with the same
-threads/ident/proxy-header settings as `bot/serve.py`. Both get the same signed, form-encoded slash
+threads/ident/proxy-header settings as `bot/slack/serve.py`. Both get the same signed, form-encoded slash
 command (`/crs temp=39 sbp=85 pressor=1`) from a closed-loop generator (N worker threads, each
 sending its next request when the previous one is acked), one fresh TCP connection per request as
 Slack makes them; signing happens before the clock starts. Ack latency is from just before the
@@ -58,8 +58,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.slack_fake import FakeSlack, RecordedCall  # noqa: E402
-from bot.slack_requests import sign, slash_body  # noqa: E402
+from bot.testing.slack_fake import FakeSlack, RecordedCall  # noqa: E402
+from bot.testing.slack_requests import sign, slash_body  # noqa: E402
 from tests.slack_support import CrsbotProcess, clean_env, new_secret, start_crsbot  # noqa: E402
 
 TEXT = "temp=39 sbp=85 pressor=1"

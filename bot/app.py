@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 
 from bot.clock import Clock, SystemClock
 from bot.listeners import register_listeners
-from bot.reminders import ReminderEngine, default_replica_id, parse_intervals
+from bot.episodes.engine import ReminderEngine, default_replica_id, parse_intervals
 from bot.rulebooks import load_rulebooks
-from bot.sender import Sender, make_client
+from bot.slack.sender import Sender, make_client
 from bot.service import CrsService
 from bot.settings import Settings, SettingsError, parse_duration
 from bot.storage.db import make_engine, upgrade

@@ -57,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT, else 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="interface to bind (default 0.0.0.0)")
     serve.add_argument("--socket-mode", action="store_true", help="connect out to Slack with SLACK_APP_TOKEN")
-    serve.set_defaults(func=_lazy("bot.serve", "serve_command"))
+    serve.set_defaults(func=_lazy("bot.slack.serve", "serve_command"))
     console = sub.add_parser("console", help="run the whole bot locally against a Slack stand-in (no Slack account)")
     console.add_argument("--demo", action="store_true", help="play a short scripted on-call scenario first")
     console.add_argument("--data-dir", help="keep the SQLite database here (default: a new temporary folder)")
-    console.set_defaults(func=_lazy("bot.console", "console_command"))
+    console.set_defaults(func=_lazy("bot.testing.console", "console_command"))
     db = sub.add_parser("db", help="database administration").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply schema migrations (also done at start-up)").set_defaults(
         func=_lazy("bot.admin", "db_upgrade_command"))

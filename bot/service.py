@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot.reminders import DueReminder, ReminderEngine
-from bot.sender import Sender
+from bot.episodes.engine import DueReminder, ReminderEngine
+from bot.slack.sender import Sender
 from bot.settings import Settings
 from bot.storage.records import Episode
 from bot.storage.store import Store

@@ -1,7 +1,7 @@
 """Shared helpers for driving a real `crsbot serve` process over real HTTP, the way Slack does.
 
 Nothing here mocks project code: a `crsbot serve` subprocess (waitress, Bolt, SQLite in a temporary
-directory) talks to the local Slack Web API fake (`bot.slack_fake.FakeSlack`), and the helpers send
+directory) talks to the local Slack Web API fake (`bot.testing.slack_fake.FakeSlack`), and the helpers send
 it signed requests in Slack's own encodings:
 
 * slash commands: form-encoded fields (`command`, `text`, `channel_id`, `response_url`, ...);
@@ -46,8 +46,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
-from bot.slack_requests import (
+from bot.testing.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
+from bot.testing.slack_requests import (
     block_actions_payload,
     interactive_body,
     sign,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.slack_fake import DEFAULT_BOT_SCOPES
+from bot.testing.slack_fake import DEFAULT_BOT_SCOPES
 
 MANIFEST_PATH = Path(__file__).resolve().parents[1] / "slack-manifest.json"
 MINIMAL_BOT_SCOPES = {"commands", "chat:write", "users:read", "channels:read", "groups:read"}

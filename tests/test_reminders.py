@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.clock import ManualClock
-from bot.reminders import DueReminder, ReminderEngine, format_intervals, parse_intervals
+from bot.episodes.engine import DueReminder, ReminderEngine, format_intervals, parse_intervals
 from bot.storage import Episode, Store
 from bot.storage.db import make_engine
 from tests.db_fixtures import (  # noqa: F401  (fixtures)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot.slack_fake import FakeSlack, RecordedCall
+from bot.testing.slack_fake import FakeSlack, RecordedCall
 from bot.storage.db import make_engine
 from bot.storage.records import Episode, Reminder
 from bot.storage.store import Store

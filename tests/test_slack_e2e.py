@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from bot.rulebooks import load_rulebooks
-from bot.slack_fake import FakeSlack, RecordedCall
+from bot.testing.slack_fake import FakeSlack, RecordedCall
 from messages.blocks import GRADE_COLOURS
 from messages.ids import ActionId, CallbackId
 from messages.layout import JUDGMENT
-from bot.slack_requests import interactive_body, sign, slash_body, view_submission_payload
+from bot.testing.slack_requests import interactive_body, sign, slash_body, view_submission_payload
 from tests.slack_support import RESPONSE_URL_METHOD, Served, clean_env, run_crsbot, served, start_crsbot
 
 bot = served("bot")

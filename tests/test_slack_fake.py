@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
+from bot.testing.slack_fake import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
 
 TOKEN = "xoxb-test-token"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.sender import DeliveryError
+from bot.slack.sender import DeliveryError
 from bot.service import CrsService
 from messages.ids import ActionId
 

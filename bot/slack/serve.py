@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.app import Runtime, build_runtime
 from bot.settings import Settings, load_settings, require
-from bot.web import WebApp
+from bot.slack.web import WebApp
 
 log = logging.getLogger("crsbot.serve")
 

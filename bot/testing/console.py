@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.app import Runtime, build_runtime
-from bot.serve import make_server
+from bot.slack.serve import make_server
 from bot.settings import load_settings, parse_duration
-from bot.slack_fake import FakeSlack, RecordedCall
-from bot.slack_requests import (
+from bot.testing.slack_fake import FakeSlack, RecordedCall
+from bot.testing.slack_requests import (
     block_actions_payload,
     interactive_body,
     post_signed,

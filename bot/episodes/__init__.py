@@ -1,0 +1,1 @@
+"""Episodes: reminder policy, the delivery engine and their storage."""
