@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_bolt import App
 from sqlalchemy.engine import Engine
@@ -13,11 +14,14 @@ from sqlalchemy.engine import Engine
 from bot.clock import Clock, SystemClock
 from bot.listeners import register_listeners
 from bot.episodes.engine import ReminderEngine, default_replica_id, parse_intervals
+from bot.episodes.notifier import SlackNotifier
+from bot.episodes.policy import ReminderPolicy
 from bot.rulebooks import load_rulebooks
 from bot.slack.sender import Sender, make_client
 from bot.service import CrsService
 from bot.settings import Settings, SettingsError, parse_duration
 from bot.storage.db import make_engine, upgrade
+from bot.storage.kinds import ReminderKind
 from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
@@ -37,7 +41,7 @@ class Runtime:
 
     def close(self) -> None:
         if self.reminders.running:
-            self.reminders.shutdown(wait=False)
+            self.reminders.shutdown(wait=True, timeout=5.0)  # let a pass in flight record its posts
         self.engine.dispose()
 
 
@@ -55,7 +59,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     upgrade(engine)
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = make_client(token, settings.slack_api_url)
+    client = make_client(token, settings.slack_api_url, timeout=settings.slack_timeout)
     sender = Sender(client)
     service = CrsService(settings, rulebooks, store, sender)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -70,7 +74,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
                             f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None
     register_listeners(app, service)
-    reminders = ReminderEngine(store, clock, service.deliver, default_replica_id(), intervals,
-                               parse_duration(settings.escalate_after), tick_seconds=settings.tick_seconds)
+    policy = ReminderPolicy(intervals, parse_duration(settings.escalate_after))
+    notifier = SlackNotifier(sender, {kind: service.render_reminder for kind in ReminderKind})
+    try:
+        reminders = ReminderEngine(store, clock, notifier, default_replica_id(), policy,
+                                   lease=parse_duration(settings.claim_lease),
+                                   post_timeout=timedelta(seconds=settings.slack_timeout),
+                                   retry_base=parse_duration(settings.retry_after), max_idle=settings.tick_seconds)
+    except ValueError as exc:
+        raise SettingsError(f"CRSBOT_CLAIM_LEASE: {exc}") from None
     service.reminders = reminders
     return Runtime(settings=settings, app=app, service=service, reminders=reminders, engine=engine)

@@ -15,10 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from bot.episodes.engine import DueReminder, ReminderEngine
+from bot.episodes.policy import SNOOZE
 from bot.slack.sender import Sender
-from bot.settings import Settings
+from bot.settings import Settings, parse_duration
 from bot.storage.records import Episode
-from bot.storage.store import Store
+from bot.storage.kinds import ReminderKind
+from bot.storage.store import AnswerOutcome, Store
 from grading.crs import grade_crs
 from grading.decide import decide_crs, decide_icans
 from grading.errors import CrsbotError, InputError
@@ -28,10 +30,13 @@ from grading.pipeline import Rulebooks, assess_delay, assess_premed
 from grading.privacy import check_patient_label
 from messages.blocks import assessment_buttons, button_value, render_ephemeral, render_message
 from messages.episodes import (
+    chain_text,
     escalation_message,
+    human,
     history_message,
-    hhmm,
+    no_chain_prompt,
     reminder_message,
+    slack_time,
     status_message,
     symptom_free_message,
 )
@@ -151,13 +156,21 @@ class CrsService:
         footer = None
         if episode and self.reminders is not None:
             due = self.reminders.schedule_after_assessment(episode.id, basis, user_id=user)
-            footer = (f"Next reassessment reminder {hhmm(due.due_at)} (team setting)" if due
+            # Relative on purpose: this footer is escaped plain text, where Slack's date token cannot render.
+            interval = self.reminders.policy.interval_for(basis)
+            footer = (f"Next reassessment reminder in {human(interval)} (team setting)" if due and interval
                       else "No reassessment reminder (grade 0)")
         elif not inp.patient:
             footer = "Add patient=<bed or study label> to track this episode and get reminders"
         value = button_value(t=text, a=recorded.assessment_id, e=episode.id if episode else None)
         payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
         self._post_assessment(channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
+        if episode and recorded.is_new_episode and self.reminders is not None \
+                and self.store.get_oncall(channel) is None:
+            # Shown to everyone (in the thread and the channel), so the team sees nobody is set to be paged.
+            thread = self.store.get_episode(episode.id)
+            self.sender.post(channel, {"text": no_chain_prompt(user), "reply_broadcast": True},
+                             thread_ts=thread.thread_ts if thread else None)
         return report
 
     def _post_assessment(self, channel: str, episode: Episode | None, new: bool, assessment_id: int,
@@ -198,15 +211,18 @@ class CrsService:
             pending = [r.due_at for r in self.store.reminders(episode_id=ep.id, status="pending")
                        if r.kind == "reassess"]
             rows.append((ep, min(pending, default=None)))
-        oncall = self.store.get_oncall(channel)
-        return status_message(rows, oncall.target if oncall else None)
+        chain = self.reminders.policy.chain(self.store.get_oncall(channel)) if self.reminders else None
+        described = (chain_text(chain.primary, chain.secondary, chain.secondary_after, chain.channel_after,
+                                chain.repeat) if chain else "reminders are off")
+        return status_message(rows, described, self.settings.zone)
 
     def history(self, channel: str, label: str) -> Payload:
         episodes = []
         for item in self.store.episode_history(channel, label):
-            lines = [f"{hhmm(a.created_at)} {a.kind.upper()} grade {a.grade if a.grade is not None else '?'} "
+            lines = [f"{slack_time(a.created_at, self.settings.zone)} {a.kind.upper()} grade {a.grade if a.grade is not None else '?'} "
                      f"by <@{a.user_id}> (rulebook {a.rulebook_version})" for a in item.assessments]
-            state = "open" if item.episode.is_open else f"resolved {hhmm(item.episode.resolved_at)}"
+            state = "open" if item.episode.is_open else \
+                f"resolved {slack_time(item.episode.resolved_at, self.settings.zone)}"
             episodes.append((item.episode, state, lines))
         return history_message(label, episodes)
 
@@ -230,7 +246,7 @@ class CrsService:
         hours = self.symptom_free_hours(episode)
         resolved = self.store.resolve_episode_by_id(episode.id, user, hours)
         when = (f"A notice will be posted when {hours:g} symptom-free hours have passed "
-                f"({hhmm(resolved.symptom_free_until if resolved else None)})." if hours
+                f"({slack_time(resolved.symptom_free_until if resolved else None, self.settings.zone)})." if hours
                 else self._no_notice_reason(episode))
         text = (f"CRS episode for *{episode.patient_label}* resolved by <@{user}>; its reminders are cancelled. "
                 f"{when}")
@@ -239,14 +255,36 @@ class CrsService:
         return render_ephemeral("Episode resolved", text)
 
     def set_oncall(self, channel: str, user: str, rest: str) -> Payload:
-        target = rest.strip().split(" ")[0] if rest.strip() else ""
-        if not re.fullmatch(r"<(@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)(\|[^>]*)?>", target):
-            raise InputError("oncall", f"`{target or '(nothing)'}` is not a Slack user or user group mention.",
-                             "@user or @usergroup (pick it from Slack's autocomplete)", "/crs oncall @jane")
-        mention = target.split("|")[0] + ">"
-        self.store.set_oncall(channel, mention, user)
-        return render_ephemeral("On-call target set", f"Reminders and escalations in this channel will mention "
-                                f"{mention}.")
+        """`/crs oncall @primary [@secondary] [secondary=15m] [channel=15m] [repeat=15m]`: the channel's chain."""
+        example = "/crs oncall @jane @omar secondary=10m channel=15m"
+        mentions: list[str] = []
+        delays: dict[str, timedelta] = {}
+        for token in rest.split():
+            key, eq, value = token.partition("=")
+            if eq:
+                if key.lower() not in ("secondary", "channel", "repeat"):
+                    raise InputError("oncall", f"`{key}` is not a chain setting.",
+                                     "secondary=, channel= or repeat= followed by a duration", example)
+                try:
+                    delays[key.lower()] = parse_duration(value)
+                except ValueError as exc:
+                    raise InputError("oncall", f"`{token}`: {exc}.", "a duration like 10m or 1h", example) from None
+                continue
+            if not re.fullmatch(r"<(@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)(\|[^>]*)?>", token):
+                raise InputError("oncall", f"`{token}` is not a Slack user or user group mention.",
+                                 "@user or @usergroup (pick it from Slack's autocomplete)", example)
+            mentions.append(token.split("|")[0] + ">")
+        if not 1 <= len(mentions) <= 2:
+            raise InputError("oncall", "name the primary on-call and, optionally, a secondary "
+                             f"({len(mentions)} mentions given).", "@primary [@secondary] [secondary=15m]", example)
+        oncall = self.store.set_oncall(channel, mentions[0], user, secondary=mentions[1] if len(mentions) > 1 else None,
+                                       secondary_after=delays.get("secondary"), channel_after=delays.get("channel"),
+                                       repeat=delays.get("repeat"))
+        if self.reminders is None:
+            return render_ephemeral("On-call chain set", f"Reminders in this channel will mention {mentions[0]}.")
+        chain = self.reminders.policy.chain(oncall)
+        return render_ephemeral("On-call chain set", "Reminders in this channel: " + chain_text(
+            chain.primary, chain.secondary, chain.secondary_after, chain.channel_after, chain.repeat) + ".")
 
     # ---------------------------------------------------------------- buttons
 
@@ -266,8 +304,13 @@ class CrsService:
         if action == ActionId.SNOOZE:
             if episode_id is None:
                 return f":zzz: <@{user}> snoozed (no patient label, so no reminder is tracked)"
-            self._answer(episode_id, user, "snooze")
-            return f":zzz: <@{user}> snoozed the reminder for 15 min"
+            outcome = self._answer(episode_id, user, "snooze")
+            until = f" (until {slack_time(outcome.snoozed_until, self.settings.zone)})" if outcome else ""
+            return f":zzz: <@{user}> snoozed this reminder{until}; a later reminder keeps its time"
+        if action == ActionId.ACK:
+            if episode_id is not None:
+                self._answer(episode_id, user, "ack")
+            return f":raising_hand: <@{user}> is on it: escalation stopped"
         if action == ActionId.RESOLVED:
             if episode_id is None:
                 return f":white_check_mark: <@{user}> marked this resolved (no patient label, nothing tracked)"
@@ -278,31 +321,26 @@ class CrsService:
             return f":white_check_mark: Resolved by <@{user}>"
         raise InputError(None, f"unknown button `{action}`.")
 
-    def _answer(self, episode_id: int | None, user: str, action: str) -> None:
+    def _answer(self, episode_id: int | None, user: str, action: str) -> AnswerOutcome | None:
         if episode_id is None or self.reminders is None:
-            return
-        self.reminders.answer(user_id=user, action=action, episode_id=episode_id)
+            return None
+        return self.reminders.answer(user_id=user, action=action, episode_id=episode_id)
 
     # -------------------------------------------------------------- reminders
 
-    def deliver(self, due: DueReminder) -> str | None:
-        """The reminder engine's callback: post one (possibly coalesced) reminder in the episode thread."""
+    def render_reminder(self, due: DueReminder) -> Payload:
+        """The words of one (possibly coalesced) reminder post; the engine's notifier posts it."""
         ep = due.episode
-        oncall_row = self.store.get_oncall(ep.channel_id)
-        oncall = oncall_row.target if oncall_row else None
+        chain = due.chain
+        target = chain.reminder_target() if chain else None
         value = button_value(e=ep.id, t=f"patient={ep.patient_label} product={ep.product}")
-        if due.kind == "symptom_free":
+        if due.kind == ReminderKind.SYMPTOM_FREE:
             hours = self.symptom_free_hours(ep) or 0
-            payload = symptom_free_message(ep, hours, self.rulebooks[ep.product].next_dose.source)  # type: ignore
-        elif due.includes_escalation:
+            return symptom_free_message(ep, hours, self.rulebooks[ep.product].next_dose.source)  # type: ignore
+        step = due.escalation_step
+        if step is not None:
             # A reassessment merged with its overdue escalation has waited the escalation delay plus the outage.
-            waited = self._escalation_wait() + (due.late_by if due.kind != "escalation" else timedelta(0))
-            payload = escalation_message(ep, oncall, waited, value)
-        else:
-            payload = reminder_message(ep, oncall, value, due.late_by, due.coalesced)
-        loud = due.kind == "escalation" or due.includes_escalation
-        extra = {"reply_broadcast": True} if loud and ep.thread_ts else {}
-        return self.sender.post(ep.channel_id, {**payload, **extra}, thread_ts=ep.thread_ts)
-
-    def _escalation_wait(self) -> timedelta:
-        return self.reminders.escalate_after if self.reminders else timedelta(0)
+            waited = (chain.waited(step.step) if chain else timedelta(0)) + \
+                (due.late_by if due.kind != ReminderKind.ESCALATION else timedelta(0))
+            return escalation_message(ep, step.mention, step.is_channel, waited, value, SNOOZE)
+        return reminder_message(ep, target, bool(chain and chain.is_set), value, due.late_by, due.coalesced, SNOOZE)

@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -54,7 +55,15 @@ class Settings(BaseSettings):
     reassess_intervals: str = Field("1=4h,2=2h,3=1h,4=30m",
                                     validation_alias=env("CRSBOT_REASSESS_INTERVALS", "reassess_intervals"))
     escalate_after: str = Field("15m", validation_alias=env("CRSBOT_ESCALATE_AFTER", "escalate_after"))
+    # Longest the reminder engine sleeps without being woken (a poll fallback; it wakes at due times).
     tick_seconds: float = Field(1.0, gt=0, le=60, validation_alias=env("CRSBOT_TICK_SECONDS", "tick_seconds"))
+    # A reminder claim not completed within this lease may be taken over by another replica.
+    claim_lease: str = Field("2m", validation_alias=env("CRSBOT_CLAIM_LEASE", "claim_lease"))
+    # First retry delay after a failed reminder post (then x2, x3, ... per attempt).
+    retry_after: str = Field("30s", validation_alias=env("CRSBOT_RETRY_AFTER", "retry_after"))
+    slack_timeout: float = Field(10.0, gt=0, le=120, validation_alias=env("CRSBOT_SLACK_TIMEOUT", "slack_timeout"))
+    # Site time zone for times the CLI and console print (Slack shows each reader their own zone).
+    timezone: str = Field("UTC", validation_alias=env("CRSBOT_TIMEZONE", "timezone"))
     port: int = Field(3000, ge=0, le=65535, validation_alias=env("PORT", "port"))
     threads: int = Field(16, ge=1, le=256, validation_alias=env("CRSBOT_THREADS", "threads"))
     log_level: str = Field("INFO", validation_alias=env("CRSBOT_LOG_LEVEL", "log_level"))
@@ -75,11 +84,24 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid regular expression ({exc})") from None
         return value
 
-    @field_validator("escalate_after")
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone such as Europe/Berlin or UTC") from None
+        return value
+
+    @field_validator("escalate_after", "claim_lease", "retry_after")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def site(self) -> SiteSettings:

@@ -64,7 +64,6 @@ def assessment_buttons(value: str) -> Block:
     return {"type": "actions", "block_id": "crs_actions", "elements": [
         button("Reassessed", ActionId.REASSESSED, value, "primary"),
         button("Resolved", ActionId.RESOLVED, value),
-        button("Snooze 15 min", ActionId.SNOOZE, value),
         button("New assessment", ActionId.NEW_ASSESSMENT, value),
     ]}
 

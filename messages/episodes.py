@@ -1,8 +1,12 @@
-"""Words for episode tracking: reminders, escalations, the 72-hour notice, status and history."""
+"""Words for episode tracking: reminders, the escalation chain, the symptom-free notice, status and history.
+
+Every time shown in Slack is Slack's date token (`<!date^epoch^...|fallback>`), so each reader sees
+it in their own time zone; the fallback (and the console) uses the site's zone.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 from messages.blocks import button, clip, render_ephemeral
@@ -21,8 +25,23 @@ class EpisodeLike(Protocol):
     opened_at: datetime
 
 
-def hhmm(moment: datetime | None) -> str:
-    return moment.strftime("%a %d %b %H:%M UTC") if moment else "none"
+def site_time(moment: datetime, zone: tzinfo) -> str:
+    """A time in the site's zone, for the CLI, the console and Slack's fallback text."""
+    local = moment.astimezone(zone)
+    return f"{local:%a %d %b %H:%M} {local.tzname() or ''}".rstrip()
+
+
+def slack_time(moment: datetime | None, zone: tzinfo) -> str:
+    """Slack's date formatting: each reader sees their own local time; clients that cannot show it
+    fall back to the site's zone."""
+    if moment is None:
+        return "none"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{site_time(moment, zone)}>"
+
+
+def mention(target: str) -> str:
+    """A stored target as Slack mention text: user ids become <@U...>; mentions stay as they are."""
+    return target if target.startswith("<") else f"<@{target}>"
 
 
 def human(delta: timedelta) -> str:
@@ -36,38 +55,67 @@ def _grades(ep: EpisodeLike) -> str:
            f"worst {ep.worst_grade if ep.worst_grade is not None else '?'}"
 
 
-def reminder_buttons(value: str) -> dict[str, Any]:
+CHAIN_HELP = "`/crs oncall @primary @secondary secondary=15m channel=15m repeat=15m`"
+
+
+def reminder_buttons(value: str, snooze: timedelta) -> dict[str, Any]:
     return {"type": "actions", "block_id": "reminder_actions", "elements": [
-        button("Reassessed", ActionId.REASSESSED, value, "primary"),
-        button("Snooze 15 min", ActionId.SNOOZE, value),
+        button("I'm on it", ActionId.ACK, value, "primary"),
+        button("Reassessed", ActionId.REASSESSED, value),
+        button(f"Snooze {human(snooze)}", ActionId.SNOOZE, value),
         button("Resolved", ActionId.RESOLVED, value),
     ]}
 
 
-def _message(text: str, value: str | None, context: str) -> dict[str, Any]:
+def _message(text: str, buttons: dict[str, Any] | None, context: str) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}]
-    if value:
-        blocks.append(reminder_buttons(value))
+    if buttons:
+        blocks.append(buttons)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {"text": clip(text, 3900), "blocks": blocks}
 
 
-def reminder_message(ep: EpisodeLike, oncall: str | None, value: str, late_by: timedelta, coalesced: int) -> \
-        dict[str, Any]:
-    who = oncall or "on-call team (no target set: `/crs oncall @user`)"
+def reminder_message(ep: EpisodeLike, target: str | None, chain_set: bool, value: str, late_by: timedelta,
+                     coalesced: int, snooze: timedelta) -> dict[str, Any]:
+    who = mention(target) if target else "<!here>"
     text = f":alarm_clock: {who}: time to reassess patient *{ep.patient_label}* ({_grades(ep)})."
     if late_by >= timedelta(minutes=1):
         text += f" This reminder is LATE by {human(late_by)} (crsbot was unavailable)"
         text += f"; {coalesced + 1} missed reminders merged into this one." if coalesced else "."
     text += " Reply with a new `/crs ... patient=" + ep.patient_label + "` or a button."
-    return _message(text, value, f"{TEAM_SETTING} {JUDGMENT}")
+    if not chain_set:
+        text += (f"\n_No on-call chain in this channel, so this reminds who ran the latest assessment. "
+                 f"Set one: {CHAIN_HELP}_")
+    return _message(text, reminder_buttons(value, snooze), f"{TEAM_SETTING} {JUDGMENT}")
 
 
-def escalation_message(ep: EpisodeLike, oncall: str | None, waited: timedelta, value: str) -> dict[str, Any]:
-    who = oncall or "<!channel>"
-    text = (f":rotating_light: *ESCALATION* {who}: nobody has answered the reassessment reminder for patient "
-            f"*{ep.patient_label}* ({_grades(ep)}) for {human(waited)}. Please reassess now.")
-    return _message(text, value, f"{TEAM_SETTING} {JUDGMENT}")
+def escalation_message(ep: EpisodeLike, target: str, to_channel: bool, waited: timedelta, value: str,
+                       snooze: timedelta) -> dict[str, Any]:
+    who = target if to_channel else mention(target)
+    step = "to the channel" if to_channel else "to the secondary"
+    text = (f":rotating_light: *ESCALATION* {step} {who}: nobody has answered the reassessment reminder for "
+            f"patient *{ep.patient_label}* ({_grades(ep)}) for {human(waited)}. Press *I'm on it* to stop the "
+            "escalation, then reassess.")
+    return _message(text, reminder_buttons(value, snooze), f"{TEAM_SETTING} {JUDGMENT}")
+
+
+def no_chain_prompt(user: str) -> str:
+    """Shown in the channel at an episode's first assessment when nobody is set to be paged."""
+    return (f":warning: No on-call chain is set in this channel: reminders for this patient will mention "
+            f"<@{user}> (who ran this assessment), escalating to the channel. Set one: {CHAIN_HELP}")
+
+
+def chain_text(primary: str | None, secondary: str | None, secondary_after: timedelta, channel_after: timedelta,
+               repeat: timedelta) -> str:
+    if primary is None:
+        return "not set: reminders mention who ran the latest assessment (" + CHAIN_HELP + ")"
+    steps = [f"{mention(primary)}"]
+    if secondary:
+        steps.append(f"{mention(secondary)} after {human(secondary_after)}")
+        steps.append(f"the channel {human(channel_after)} later")
+    else:
+        steps.append(f"the channel after {human(secondary_after)}")
+    return ", then ".join(steps) + f", repeating every {human(repeat)} until someone answers"
 
 
 def symptom_free_message(ep: EpisodeLike, hours: float, source: str) -> dict[str, Any]:
@@ -78,13 +126,13 @@ def symptom_free_message(ep: EpisodeLike, hours: float, source: str) -> dict[str
     return _message(text, None, JUDGMENT)
 
 
-def status_message(rows: list[tuple[EpisodeLike, datetime | None]], oncall: str | None) -> dict[str, Any]:
+def status_message(rows: list[tuple[EpisodeLike, datetime | None]], chain: str, zone: tzinfo) -> dict[str, Any]:
     if not rows:
         body = "No open CRS episodes in this channel."
     else:
         body = "\n".join(f"• *{ep.patient_label}* ({ep.product.upper()}): {_grades(ep)}; open since "
-                         f"{hhmm(ep.opened_at)}; next reminder {hhmm(due)}" for ep, due in rows)
-    body += f"\nOn-call target: {oncall or 'not set (`/crs oncall @user`)'}\n_{JUDGMENT}_"
+                         f"{slack_time(ep.opened_at, zone)}; next reminder {slack_time(due, zone)}" for ep, due in rows)
+    body += f"\nOn-call chain: {chain}\n_{JUDGMENT}_"
     return render_ephemeral("Open CRS episodes", body)
 
 

@@ -8,6 +8,7 @@ class ActionId(StrEnum):
     REASSESSED = "crs_reassessed"
     RESOLVED = "crs_resolved"
     SNOOZE = "crs_snooze"
+    ACK = "crs_ack"
     NEW_ASSESSMENT = "crs_new_assessment"
 
 

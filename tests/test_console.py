@@ -4,6 +4,7 @@ through its standard input, and read what it prints."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,12 +15,12 @@ import pytest
 CRSBOT = shutil.which("crsbot", path=os.path.dirname(sys.executable))
 
 
-def run_console(lines: list[str], tmp_path: Path, *args: str) -> str:
+def run_console(lines: list[str], tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
     assert CRSBOT, "the crsbot console script is not installed in this environment"
     result = subprocess.run(
         [CRSBOT, "console", "--data-dir", str(tmp_path), *args],
         input="\n".join(lines) + "\nquit\n", capture_output=True, text=True, timeout=120,
-        env={**os.environ, "CRSBOT_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "CRSBOT_LOG_LEVEL": "WARNING", **(env or {})},
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -29,30 +30,43 @@ def run_console(lines: list[str], tmp_path: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> str:
     return run_console([
-        "/crs oncall <@U0ONCALL99|dr.oncall>",
+        "/crs oncall <@U0ONCALL99|dr.oncall> <@U0SECOND1|dr.second> secondary=5m channel=5m repeat=5m",
         "/crs temp=39 sbp=85 pressor=1 patient=bed7",
+        "advance 60m",   # the grade-3 reminder: the primary
+        "advance 5m",    # unanswered: the secondary
+        "advance 5m",    # still unanswered: the channel
+        "press i",       # "I'm on it" on the channel escalation
+        "advance 5m",    # the repeat is cancelled
         "press snooze",
         "advance 16m",
-        "advance 15m",
         "press resolved",
         "/crs status",
-    ], tmp_path_factory.mktemp("console"))
+    ], tmp_path_factory.mktemp("console"), env={"CRSBOT_TIMEZONE": "Europe/Berlin"})
 
 
 def test_a_grade_is_posted_in_channel_with_numbered_buttons(session: str) -> None:
     assert "── crsbot (#oncall)" in session
     assert "CRS grade >= 3 · LUNSUMIO (IV) · patient bed7" in session
-    assert "[1] Reassessed  [2] Resolved  [3] Snooze 15 min  [4] New assessment" in session
+    assert "[1] Reassessed  [2] Resolved  [3] New assessment" in session  # no snooze on an assessment
 
 
-def test_a_button_press_updates_the_message(session: str) -> None:
-    assert "── message updated: :zzz: <@U0CLINIC01> snoozed the reminder for 15 min" in session
-
-
-def test_the_snoozed_reminder_arrives_then_escalates_to_the_oncall_target(session: str) -> None:
+def test_the_chain_goes_primary_then_secondary_then_channel_and_ack_stops_it(session: str) -> None:
     reminder = session.index(":alarm_clock: <@U0ONCALL99>: time to reassess patient *bed7*")
-    escalation = session.index(":rotating_light: *ESCALATION* <@U0ONCALL99>")
-    assert reminder < escalation
+    secondary = session.index(":rotating_light: *ESCALATION* to the secondary <@U0SECOND1>")
+    channel = session.index(":rotating_light: *ESCALATION* to the channel <!here>")
+    ack = session.index("── message updated: :raising_hand: <@U0CLINIC01> is on it: escalation stopped")
+    assert reminder < secondary < channel < ack
+    assert re.search(r"\[\d+\] I'm on it  \[\d+\] Reassessed  \[\d+\] Snooze 15 min  \[\d+\] Resolved",
+                     session[reminder:])
+    after_ack = session[ack:session.index("> press snooze")]
+    assert "ESCALATION" not in after_ack, after_ack
+
+
+def test_snooze_defers_the_reminder_and_times_use_the_site_zone(session: str) -> None:
+    snoozed = session.index("── message updated: :zzz: <@U0CLINIC01> snoozed this reminder (until ")
+    assert session.index(":alarm_clock: <@U0ONCALL99>", snoozed) > snoozed
+    assert "bot clock is now" in session and " CET" in session  # Europe/Berlin in winter
+    assert "<!date^" not in session  # the console shows Slack's fallback text
 
 
 def test_resolving_from_a_reminder_button_closes_the_episode(session: str) -> None:
@@ -60,6 +74,14 @@ def test_resolving_from_a_reminder_button_closes_the_episode(session: str) -> No
     status = session.index("> /crs status")
     assert resolved < status
     assert "No open CRS episodes in this channel." in session[status:]
+    assert "On-call chain: <@U0ONCALL99>, then <@U0SECOND1> after 5 min" in session[status:]
+
+
+def test_a_channel_without_a_chain_is_prompted_and_its_reminders_name_the_assessor(tmp_path: Path) -> None:
+    out = run_console(["/crs temp=39 sbp=85 pressor=1 patient=bed3", "advance 60m"], tmp_path)
+    assert ":warning: No on-call chain is set in this channel: reminders for this patient will mention " \
+        "<@U0CLINIC01>" in out
+    assert ":alarm_clock: <@U0CLINIC01>: time to reassess patient *bed3*" in out
 
 
 def test_bad_input_and_form_errors_are_explained_not_traced(tmp_path: Path) -> None:

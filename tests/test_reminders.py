@@ -1,7 +1,8 @@
-"""Reminder engine: cadence, escalation, 72-hour notice, catch-up, retries, exactly-once.
+"""Reminder engine: cadence, escalation chain, symptom-free notice, catch-up, retries, exactly-once.
 
-Time is a ManualClock, so hours pass instantly. The `deliver` callback stands in
-for Slack (an external system): it records each post and returns a fake ts.
+Time is a ManualClock, so hours pass instantly. The notifier stands in for Slack (an external
+system): it records each post with its metadata and returns a fake ts; `posted()` lists them back
+the way the engine reads a thread before re-posting.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from bot.clock import ManualClock
 from bot.episodes.engine import DueReminder, ReminderEngine, format_intervals, parse_intervals
+from bot.episodes.policy import ReminderPolicy
 from bot.storage import Episode, Store
+from bot.storage.kinds import ReminderStatus
 from bot.storage.db import make_engine
 from tests.db_fixtures import (  # noqa: F401  (fixtures)
     CLOCK_START,
@@ -43,6 +46,7 @@ class FakeSlack:
 
     def __init__(self, fail_first: int = 0, *, always_fail: bool = False, jitter: float = 0.0) -> None:
         self.posts: list[DueReminder] = []
+        self.metadata: list[tuple[str, dict]] = []
         self.calls = 0
         self.fail_first = fail_first
         self.always_fail = always_fail
@@ -50,7 +54,11 @@ class FakeSlack:
         self.on_post: Callable[[DueReminder], None] | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, due: DueReminder) -> str:
+    def posted(self, due: DueReminder) -> list[tuple[str, dict]]:
+        with self._lock:
+            return list(self.metadata)
+
+    def post(self, due: DueReminder, metadata: dict) -> str:
         with self._lock:
             self.calls += 1
             call = self.calls
@@ -62,12 +70,15 @@ class FakeSlack:
             self.on_post(due)
         with self._lock:
             self.posts.append(due)
-            return f"ts-{len(self.posts)}"
+            ts = f"ts-{len(self.posts)}"
+            self.metadata.append((ts, metadata))
+            return ts
 
 
 def make_reminder_engine(store: Store, clock: ManualClock, slack: FakeSlack, replica: str = "r1",
                          **kwargs: object) -> ReminderEngine:
-    return ReminderEngine(store, clock, slack, replica, INTERVALS, ESCALATE_AFTER, **kwargs)  # type: ignore[arg-type]
+    return ReminderEngine(store, clock, slack, replica, ReminderPolicy(INTERVALS, ESCALATE_AFTER),  # type: ignore[arg-type]
+                          **kwargs)
 
 
 @pytest.fixture
@@ -130,9 +141,11 @@ def test_format_and_parse_intervals_round_trip(intervals: dict[int, timedelta]) 
 
 def test_engine_refuses_unusable_configuration(store: Store, clock: ManualClock, slack: FakeSlack) -> None:
     with pytest.raises(ValueError, match="interval"):
-        ReminderEngine(store, clock, slack, "r1", {}, ESCALATE_AFTER)
+        ReminderPolicy({}, ESCALATE_AFTER)
     with pytest.raises(ValueError, match="escalate_after"):
-        ReminderEngine(store, clock, slack, "r1", INTERVALS, timedelta(0))
+        ReminderPolicy(INTERVALS, timedelta(0))
+    with pytest.raises(ValueError, match="lease"):
+        make_reminder_engine(store, clock, slack, lease=timedelta(seconds=5), post_timeout=timedelta(seconds=10))
 
 
 # -------------------------------------------------------------------- cadence
@@ -203,7 +216,7 @@ def test_grade_0_schedules_nothing_and_cancels_the_pending_reassess(
     assert pending(store, episode.id) == []
 
 
-def test_snooze_asks_again_in_15_minutes(
+def test_snooze_asks_again_in_15_minutes_and_never_pulls_a_later_reminder_forward(
     store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
 ) -> None:
     episode = graded(store, engine, "Bed 4", 2)
@@ -214,7 +227,8 @@ def test_snooze_asks_again_in_15_minutes(
     snoozed_until = T0 + timedelta(hours=2, minutes=18)
     assert outcome.snoozed_until == snoozed_until
     assert outcome.answered_ids == (post.reminder.id,)
-    assert pending(store, episode.id) == [("reassess", snoozed_until)]  # escalation and the 4h reassess are gone
+    # The escalation is gone; the 4 h reassess stays where it was (a snooze never moves anything earlier).
+    assert pending(store, episode.id) == [("reassess", snoozed_until), ("reassess", T0 + timedelta(hours=4))]
 
     clock.set(snoozed_until - timedelta(seconds=1))
     assert engine.tick() == []
@@ -222,29 +236,76 @@ def test_snooze_asks_again_in_15_minutes(
     (again,) = engine.tick()
     assert again.kind == "reassess" and again.reminder.due_at == snoozed_until
     assert [p.kind for p in slack.posts] == ["reassess", "reassess"]
+    clock.set(snoozed_until + timedelta(minutes=1))
+    # Snoozing the re-ask defers it again; the 4 h one is still not pulled forward.
+    engine.answer(reminder_id=again.reminder.id, user_id="U2", action="snooze")
+    assert [due for kind, due in pending(store, episode.id) if kind == "reassess"] == \
+        [snoozed_until + timedelta(minutes=16), T0 + timedelta(hours=4)]
 
 
-def test_unanswered_reminder_escalates_after_15_minutes(
+def test_snooze_of_a_reminder_due_soon_defers_it(store: Store, engine: ReminderEngine, clock: ManualClock) -> None:
+    episode = graded(store, engine, "Bed 4b", 4)  # every 30 min
+    clock.advance(timedelta(minutes=25))
+    engine.answer(episode_id=episode.id, user_id="U2", action="snooze")
+    assert pending(store, episode.id) == [("reassess", T0 + timedelta(minutes=40))]
+
+
+def test_unanswered_reminder_escalates_to_the_channel_and_repeats(
     store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
 ) -> None:
     store.set_oncall(CH, "<@UONCALL>", "U1")
     episode = graded(store, engine, "Bed 5", 3)
     clock.advance(timedelta(hours=1))
     (post,) = engine.tick()
+    assert post.chain is not None and post.chain.reminder_target() == "<@UONCALL>"
     clock.advance(timedelta(minutes=14))
     assert engine.tick() == []
     clock.advance(timedelta(minutes=1))
     (escalation,) = engine.tick()
     assert escalation.kind == "escalation" and escalation.includes_escalation
     assert escalation.episode.id == episode.id
-    assert store.get_oncall(escalation.episode.channel_id).target == "<@UONCALL>"  # type: ignore[union-attr]
+    step = escalation.escalation_step
+    assert step is not None and step.is_channel and step.mention == "<!here>"  # no secondary: the channel
     assert store.get_reminder(escalation.reminder.id).status == "sent"  # type: ignore[union-attr]
     (audit,) = [a for a in store.iter_audit() if a.action == "escalation"]
     assert audit.detail["reminder_id"] == escalation.reminder.id and audit.patient_label == "Bed 5"
-    # Escalation does not itself start another escalation; the hourly reassess is still booked.
+    # While unanswered the channel is asked again every 15 min; the hourly reassess is still booked.
+    assert pending(store, episode.id) == [("escalation", T0 + timedelta(hours=1, minutes=30)),
+                                          ("reassess", T0 + timedelta(hours=2))]
+    clock.advance(timedelta(minutes=15))
+    (repeat,) = engine.tick()
+    assert repeat.kind == "escalation" and repeat.escalation_step.is_channel  # type: ignore[union-attr]
+    engine.answer(episode_id=episode.id, user_id="U9", action="ack")
     assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=2))]
-    assert [p.kind for p in slack.posts] == ["reassess", "escalation"]
+    assert [p.kind for p in slack.posts] == ["reassess", "escalation", "escalation"]
     assert post.reminder.id != escalation.reminder.id
+
+
+def test_chain_goes_primary_then_secondary_then_channel(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    store.set_oncall(CH, "<@UPRIMARY>", "U1", secondary="<@USECOND>", secondary_after=timedelta(minutes=5),
+                     channel_after=timedelta(minutes=10))
+    graded(store, engine, "Bed 5b", 3)
+    clock.advance(timedelta(hours=1))
+    (first,) = engine.tick()
+    clock.advance(timedelta(minutes=5))
+    (second,) = engine.tick()
+    clock.advance(timedelta(minutes=10))
+    (third,) = engine.tick()
+    assert first.chain.reminder_target() == "<@UPRIMARY>" and first.escalation_step is None  # type: ignore[union-attr]
+    assert (second.escalation_step.mention, second.escalation_step.is_channel) == ("<@USECOND>", False)  # type: ignore
+    assert (third.escalation_step.mention, third.escalation_step.is_channel) == ("<!here>", True)  # type: ignore
+
+
+def test_without_a_chain_reminders_notify_who_ran_the_latest_assessment(
+    store: Store, engine: ReminderEngine, clock: ManualClock
+) -> None:
+    graded(store, engine, "Bed 5c", 3, user="UASSESSOR")
+    clock.advance(timedelta(hours=1))
+    (post,) = engine.tick()
+    assert post.chain is not None and not post.chain.is_set
+    assert post.chain.reminder_target() == "UASSESSOR"
 
 
 def test_answered_reminder_does_not_escalate(
@@ -265,15 +326,15 @@ def test_answered_reminder_does_not_escalate(
     assert (answer_audit.user_id, answer_audit.detail["action"]) == ("U2", "reassessed")
 
 
-def test_symptom_free_notice_72_hours_after_resolution(
+def test_symptom_free_notice_at_the_hours_the_resolver_books(
     store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
 ) -> None:
     episode = graded(store, engine, "Bed 7", 2)
     clock.advance(timedelta(minutes=30))
-    outcome = engine.answer(episode_id=episode.id, user_id="U3", action="resolved")
-    assert outcome.resolved and outcome.episode.status == "resolved"
+    resolved = store.resolve_episode_by_id(episode.id, "U3", 72)  # the hours come from the rulebook
+    assert resolved is not None and resolved.status == "resolved"
     notice_at = T0 + timedelta(hours=72, minutes=30)
-    assert outcome.episode.symptom_free_until == notice_at
+    assert resolved.symptom_free_until == notice_at
     assert pending(store, episode.id) == [("symptom_free", notice_at)]
 
     clock.set(notice_at - timedelta(seconds=1))
@@ -316,6 +377,8 @@ def test_answer_needs_exactly_one_target_and_a_known_action(store: Store, engine
         engine.answer(user_id="U1", action="reassessed", reminder_id=1, episode_id=episode.id)
     with pytest.raises(ValueError, match="action"):
         engine.answer(user_id="U1", action="ignore", episode_id=episode.id)
+    with pytest.raises(ValueError, match="action"):
+        engine.answer(user_id="U1", action="resolved", episode_id=episode.id)  # resolving is not an answer
     assert pending(store, episode.id) == [("reassess", T0 + timedelta(hours=4))]
 
 
@@ -381,23 +444,48 @@ def test_stale_claim_of_a_dead_replica_is_delivered_once(
     clock.advance(timedelta(hours=2))
     now = clock.now()
     # Replica "dead" claims the reminder and is killed before posting.
-    dead = store.claim_due(episode.id, "dead", now, now - timedelta(minutes=2), max_attempts=5)
+    dead = engine.repo.claim_batch("dead", "dead-token", now, now + timedelta(minutes=2), 10)
     assert dead is not None and [r.status for r in dead.reminders] == ["claimed"]
 
-    assert engine.tick() == []  # a fresh claim is respected
+    assert engine.tick() == []  # a claim within its lease is respected
     clock.advance(timedelta(minutes=1, seconds=59))
     assert engine.tick() == []
     clock.advance(timedelta(seconds=2))
     (rescued,) = engine.tick()
     assert rescued.reminder.id == dead.reminders[0].id
-    assert rescued.attempt == 2 and rescued.reminder.claimed_by == "r1"
+    assert rescued.attempt == 2 and rescued.reminder.claimed_by == "r1" and rescued.maybe_posted
     for _ in range(3):
         clock.advance(timedelta(minutes=5))
         assert [p.kind for p in engine.tick()] in ([], ["escalation"])
     assert [p.reminder.id for p in slack.posts if p.kind == "reassess"] == [rescued.reminder.id]
-    # If the "dead" replica was merely slow, its late completion is refused rather than double-booked.
-    assert not store.complete_delivery(dead.reminders[0], (), "dead", "ts-x", timedelta(0))
+    # If the "dead" replica was merely slow, its late completion is refused (its token no longer holds).
+    from bot.episodes.repositories import Outcome
+    late = Outcome((dead.reminders[0].id,), ReminderStatus.SENT, primary_id=dead.reminders[0].id, message_ts="ts-x")
+    assert engine.repo.complete("dead-token", "dead", clock.now(), [late], []) == set()
     assert store.get_reminder(rescued.reminder.id).message_ts == "ts-1"  # type: ignore[union-attr]
+
+
+def test_a_taken_over_claim_whose_post_landed_is_recorded_not_posted_again(
+    store: Store, engine: ReminderEngine, clock: ManualClock, slack: FakeSlack
+) -> None:
+    """The holder posted (Slack has the message and its metadata) and died before recording it."""
+    episode = graded(store, engine, "Bed 11b", 2)
+    clock.advance(timedelta(hours=2))
+    now = clock.now()
+    dead = engine.repo.claim_batch("dead", "dead-token", now, now + timedelta(minutes=2), 10)
+    assert dead is not None
+    reminder_id = dead.reminders[0].id
+    slack.metadata.append(("ts-dead", {"event_type": "crsbot_reminder",
+                                       "event_payload": {"reminder_ids": str(reminder_id), "claim": "dead-token"}}))
+    clock.advance(timedelta(minutes=2, seconds=1))
+    (found,) = engine.tick()
+    assert found.reminder.id == reminder_id and slack.posts == []
+    row = store.get_reminder(reminder_id)
+    assert row is not None and (row.status, row.message_ts) == ("sent", "ts-dead")
+    (audit,) = [a for a in store.iter_audit() if a.action == "reminder_sent"]
+    assert audit.detail["reconciled"] is True
+    # The cadence continues from the reconciled post.
+    assert ("reassess", clock.now() + timedelta(hours=2)) in pending(store, episode.id)
 
 
 def test_failed_post_is_retried_with_backoff(store: Store, clock: ManualClock) -> None:
@@ -501,7 +589,7 @@ def test_start_ticks_in_the_background_until_shutdown(store: Store, clock: Manua
     posted = threading.Event()
     slack = FakeSlack()
     slack.on_post = lambda due: posted.set()
-    engine = make_reminder_engine(store, clock, slack, tick_seconds=0.05)
+    engine = make_reminder_engine(store, clock, slack, max_idle=0.05)
     episode = graded(store, engine, "Bed 14", 4)
     clock.advance(timedelta(minutes=30))
     engine.start()

@@ -18,9 +18,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from bot.testing.slack_fake import FakeSlack, RecordedCall
 from bot.storage.db import make_engine
@@ -285,3 +286,185 @@ def test_two_replicas_on_one_postgresql_post_each_reminder_exactly_once(
     assert not store.reminders(status="claimed")
     by_replica = Counter(r.claimed_by.split(":")[1] if r.claimed_by else None for r in sent)
     print(f"reminders posted per replica pid: {dict(by_replica)}")
+
+
+# --------------------------------------------------------------------------- faults: exactly once
+#
+# Each test reproduces one way the old engine posted a reminder twice, against real `crsbot serve`
+# processes, and checks that every reminder id (read from the post's Slack message metadata) was
+# posted exactly once and that the database recorded that very post.
+
+FAULT_ENV = {
+    **SERVER_ENV,
+    "CRSBOT_SLACK_TIMEOUT": "1",   # the client gives up on Slack after 1 s
+    "CRSBOT_CLAIM_LEASE": "3s",    # a claim not completed in 3 s may be taken over
+    "CRSBOT_RETRY_AFTER": "1s",    # first retry 1 s after a failed post
+}
+
+
+def reminder_ids(call: RecordedCall) -> tuple[int, ...]:
+    metadata = call.params.get("metadata") or {}
+    assert metadata.get("event_type") == "crsbot_reminder", f"reminder post without its identity: {call.params}"
+    return tuple(int(i) for i in str(metadata["event_payload"]["reminder_ids"]).split(","))
+
+
+def is_reminder_post(call: RecordedCall) -> bool:
+    """Every reminder post Slack accepted, including ones whose answer the client never read."""
+    return call.method == "chat.postMessage" and call.status == 200 and call.response.get("ok") is True \
+        and bool(call.params.get("metadata"))
+
+
+def assert_each_reminder_posted_once(fake: FakeSlack, store: Store) -> Counter[int]:
+    posts = matching(fake, is_reminder_post)
+    per_id = Counter(rid for call in posts for rid in reminder_ids(call))
+    assert per_id and max(per_id.values()) == 1, f"posted more than once: {per_id}"
+    recorded = {r.id: r.message_ts for r in store.reminders() if r.sent_at is not None}
+    for call in posts:
+        for rid in reminder_ids(call):
+            assert recorded.get(rid) == call.response["ts"], (rid, recorded.get(rid), call.response["ts"])
+    assert not store.reminders(status="claimed")
+    return per_id
+
+
+def wait_recorded(fake: FakeSlack, store: Store, timeout: float = 10) -> None:
+    """Every reminder post so far has been recorded (before the bot is stopped)."""
+    def done() -> bool:
+        wanted = {rid for call in matching(fake, is_reminder_post) for rid in reminder_ids(call)}
+        recorded = {r.id for r in store.reminders() if r.sent_at is not None}
+        return wanted <= recorded
+    wait_until(done, timeout, "every reminder post to be recorded")
+
+
+def open_one(bot: Served, fake: FakeSlack, store: Store, channel: str, patient: str) -> None:
+    mark = len(fake.calls)
+    open_episodes_by_slash([bot], {patient: channel})
+    wait_for_count(fake, is_assessment, 1, after=mark, timeout=10)
+    wait_until(lambda: all(e.thread_ts for e in episodes(store, [channel]).values()), 5, "the episode thread")
+
+
+def test_client_timeout_after_slack_accepted_the_post_does_not_post_again(
+        database_url: str, fake: FakeSlack, store_for: Callable[[str], Store], tmp_path: Path) -> None:
+    store = store_for(database_url)
+    with Served.running(tmp_path / "bot", env={**FAULT_ENV, "DATABASE_URL": database_url}, fake=fake) as bot:
+        open_one(bot, fake, store, "C0TIMEOUT1", "bed1")
+        fake.respond_slowly("chat.postMessage", delay=2.5)  # Slack takes the reminder; the answer comes too late
+        mark = len(fake.calls)
+        first = fake.wait_for(is_reminder_post, timeout=INTERVAL + 5, after=mark)
+        # The next cycle's reminder arrives normally; nothing in between re-posts the first one.
+        wait_for_count(fake, is_reminder_post, 2, after=mark, timeout=2 * INTERVAL + 10)
+        wait_recorded(fake, store)
+        output = bot.output()
+    per_id = assert_each_reminder_posted_once(fake, store)
+    assert per_id[reminder_ids(first)[0]] == 1
+    assert "already posted" in output, output[-3000:]
+    reads = [c for c in fake.calls if c.method == "conversations.replies" and c.ok]
+    assert reads and all(c.params.get("include_all_metadata") in ("1", True, "true") for c in reads)
+
+
+def test_kill_9_after_slack_accepted_the_post_then_restart_does_not_post_again(
+        database_url: str, fake: FakeSlack, store_for: Callable[[str], Store], tmp_path: Path) -> None:
+    store = store_for(database_url)
+    env = {**FAULT_ENV, "DATABASE_URL": database_url}
+    killed: list[RecordedCall] = []
+    with Served.running(tmp_path / "first", env=env, fake=fake) as first:
+        open_one(first, fake, store, "C0KILL9", "bed1")
+
+        def kill_on_reminder(call: RecordedCall) -> None:
+            # Runs before the bot reads Slack's answer: the post is in, the bot dies before recording it.
+            if is_reminder_post(call) and not killed:
+                killed.append(call)
+                first.process.kill()
+
+        unsubscribe = fake.subscribe(kill_on_reminder)
+        try:
+            wait_until(lambda: bool(killed), INTERVAL + 5, "the first reminder post")
+        finally:
+            unsubscribe()
+    (posted,) = killed
+    row = store.get_reminder(reminder_ids(posted)[0])
+    assert row is not None and row.status == "claimed" and row.sent_at is None  # the bot died before recording
+
+    with Served.running(tmp_path / "second", env=env, fake=fake) as second:
+        wait_until(lambda: store.get_reminder(row.id).sent_at is not None, 15,  # type: ignore[union-attr]
+                   "the restarted bot to take over and reconcile the claim")
+        mark = len(fake.calls)
+        wait_for_count(fake, is_reminder_post, 1, after=mark, timeout=INTERVAL + 8)  # the cadence goes on
+        wait_recorded(fake, store)
+        output = second.output()
+    per_id = assert_each_reminder_posted_once(fake, store)
+    assert per_id[row.id] == 1 and store.get_reminder(row.id).message_ts == posted.response["ts"]  # type: ignore
+    assert "already posted" in output
+
+
+@pytest.mark.postgres
+def test_database_lost_between_post_and_record_does_not_post_again(
+        postgres_url: str, fake: FakeSlack, store_for: Callable[[str], Store], tmp_path: Path,
+        pg_admin_engine: Any) -> None:  # noqa: F811
+    store = store_for(postgres_url)
+    database = postgres_url.rsplit("/", 1)[1]
+    outage: list[RecordedCall] = []
+
+    def cut_database() -> None:
+        with pg_admin_engine.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+
+    def restore_database() -> None:
+        with pg_admin_engine.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+
+    with Served.running(tmp_path / "bot", env={**FAULT_ENV, "DATABASE_URL": postgres_url}, fake=fake) as bot:
+        open_one(bot, fake, store, "C0DBLOST", "bed1")
+        store.engine.dispose()
+
+        def cut_on_reminder(call: RecordedCall) -> None:
+            if is_reminder_post(call) and not outage:
+                outage.append(call)
+                cut_database()  # before the bot reads Slack's answer, so its record cannot be written
+
+        unsubscribe = fake.subscribe(cut_on_reminder)
+        try:
+            wait_until(lambda: bool(outage), INTERVAL + 5, "the first reminder post")
+        finally:
+            unsubscribe()
+        time.sleep(5.0)  # down for longer than the claim's lease
+        restore_database()
+        rid = reminder_ids(outage[0])[0]
+        wait_until(lambda: store.get_reminder(rid).sent_at is not None, 15,  # type: ignore[union-attr]
+                   "the post to be recorded once the database is back")
+        mark = len(fake.calls)
+        wait_for_count(fake, is_reminder_post, 1, after=mark, timeout=INTERVAL + 8)
+        wait_recorded(fake, store)
+        output = bot.output()
+    assert "could not record" in output
+    per_id = assert_each_reminder_posted_once(fake, store)
+    assert per_id[rid] == 1 and store.get_reminder(rid).message_ts == outage[0].response["ts"]  # type: ignore
+
+
+def test_two_replicas_and_a_retry_after_longer_than_the_lease_post_once(
+        database_url: str, fake: FakeSlack, store_for: Callable[[str], Store], tmp_path: Path) -> None:
+    store = store_for(database_url)
+    env = {**FAULT_ENV, "DATABASE_URL": database_url}
+    retry_after = 5  # longer than the 3 s lease
+    with Served.running(tmp_path / "a", env=env, fake=fake) as replica_a, \
+            Served.running(tmp_path / "b", env=env, fake=fake):
+        patients = {f"bed{n}": f"C0RETRY{n % 2}" for n in range(1, 5)}
+        mark = len(fake.calls)
+        open_episodes_by_slash([replica_a], patients)
+        wait_for_count(fake, is_assessment, len(patients), after=mark, timeout=10)
+        wait_until(lambda: len(episodes(store, sorted(set(patients.values())))) == len(patients)
+                   and all(e.thread_ts for e in episodes(store, sorted(set(patients.values()))).values()),
+                   5, "episode threads")
+        fake.fail_next("chat.postMessage", 429, retry_after=retry_after)
+        mark = len(fake.calls)
+        limited = fake.wait_for(lambda c: c.method == "chat.postMessage" and c.status == 429, timeout=INTERVAL + 5,
+                                after=mark)
+        posts = wait_for_count(fake, is_reminder_post, len(patients), after=mark, timeout=retry_after + 10)
+        time.sleep(2.0)  # room for a duplicate to show up
+        wait_recorded(fake, store)
+    per_id = assert_each_reminder_posted_once(fake, store)
+    limited_id = int(str(limited.params["metadata"]["event_payload"]["reminder_ids"]).split(",")[0])
+    retried = [c for c in posts if limited_id in reminder_ids(c)]
+    assert len(retried) == 1 and retried[0].at - limited.at >= retry_after - 0.1, "posted before Retry-After ran out"
+    assert per_id[limited_id] == 1

@@ -318,14 +318,15 @@ def test_button_clicks_update_the_message(bot: Served) -> None:
     message = post_graded(bot, channel, f"{GRADE_3} patient=bed31")
 
     mark = bot.mark()
-    assert bot.click(message, ActionId.SNOOZE.value, channel=channel, user="U0NURSE01").status == 200
+    assert bot.click(message, ActionId.REASSESSED.value, channel=channel, user="U0NURSE01").status == 200
     call = updated(bot, channel, message["ts"], mark)
     assert call.params["channel"] == channel
     snoozed = bot.fake.messages(channel)[0]
     notes = context_texts(snoozed["attachments"][0]["blocks"])
-    assert any("snoozed" in n and "U0NURSE01" in n for n in notes), notes
+    assert any("reassessing" in n and "U0NURSE01" in n for n in notes), notes
     assert any("Rulebook" in n for n in notes), "the rulebook context line must be kept"
-    assert action_ids(snoozed["attachments"][0]["blocks"]), "snooze keeps the buttons"
+    assert action_ids(snoozed["attachments"][0]["blocks"]), "reassessing keeps the buttons"
+    assert ActionId.SNOOZE.value not in action_ids(snoozed["attachments"][0]["blocks"]), "snooze is for reminders"
     assert snoozed["text"] == message["text"]
 
     mark = bot.mark()
@@ -334,7 +335,7 @@ def test_button_clicks_update_the_message(bot: Served) -> None:
     resolved = bot.fake.messages(channel)[0]
     notes = context_texts(resolved["attachments"][0]["blocks"])
     assert any("Resolved by" in n and "U0DOCTOR1" in n for n in notes), notes
-    assert any("snoozed" in n for n in notes), "earlier notes stay on the message"
+    assert any("reassessing" in n for n in notes), "earlier notes stay on the message"
     assert action_ids(resolved["attachments"][0]["blocks"]) == [], "resolved drops the buttons"
     thread = bot.fake.messages(channel, thread_ts=message["ts"])
     assert any("resolved" in m["text"] for m in thread), "the resolution is also said in the thread"

@@ -111,6 +111,8 @@ def test_auth_test_reports_the_bot_identity_and_scopes(fake: FakeSlack) -> None:
         "users:read",
         "channels:read",
         "groups:read",
+        "channels:history",
+        "groups:history",
     }
 
 
@@ -605,3 +607,63 @@ def test_a_real_bolt_app_can_run_against_the_fake(fake: FakeSlack) -> None:
     assert fake.wait_for("auth.test", timeout=1).response["user_id"] == fake.bot_user_id
     assert [m["text"] for m in fake.ephemerals("C1", user="U0DOC00001")] == ["private: temp=39"]
     assert [m["text"] for m in fake.messages("C1")] == ["public summary"]
+
+
+# ------------------------------------------------------------------ message metadata and threads
+
+
+REMINDER_METADATA = {"event_type": "crsbot_reminder", "event_payload": {"reminder_ids": "7,8", "claim": "abc"}}
+
+
+def test_metadata_is_returned_by_replies_and_history_only_when_asked(fake: FakeSlack, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C0META", text="episode")["ts"]
+    reply = client.chat_postMessage(channel="C0META", text="reminder", thread_ts=parent,
+                                    metadata=REMINDER_METADATA)["ts"]
+    client.chat_postMessage(channel="C0META", text="loud", thread_ts=parent, reply_broadcast=True,
+                            metadata=REMINDER_METADATA)
+    with_meta = client.conversations_replies(channel="C0META", ts=parent, include_all_metadata=True)["messages"]
+    assert [m["ts"] for m in with_meta][:2] == [parent, reply]
+    assert with_meta[1]["metadata"] == REMINDER_METADATA
+    plain = client.conversations_replies(channel="C0META", ts=parent)["messages"]
+    assert all("metadata" not in m for m in plain)
+    history = client.conversations_history(channel="C0META", include_all_metadata=True)["messages"]
+    assert [m["text"] for m in history] == ["loud", "episode"]  # newest first; broadcast replies included
+    assert history[0]["metadata"] == REMINDER_METADATA and history[0]["subtype"] == "thread_broadcast"
+    with pytest.raises(SlackApiError) as excinfo:
+        client.conversations_replies(channel="C0META", ts="1.000001")
+    assert excinfo.value.response["error"] == "thread_not_found"
+
+
+def test_replies_page_with_cursors(fake: FakeSlack, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C0PAGE", text="episode")["ts"]
+    for n in range(5):
+        client.chat_postMessage(channel="C0PAGE", text=f"r{n}", thread_ts=parent)
+    first = client.conversations_replies(channel="C0PAGE", ts=parent, limit=4)
+    assert first["has_more"] and len(first["messages"]) == 4
+    rest = client.conversations_replies(channel="C0PAGE", ts=parent, limit=4,
+                                        cursor=first["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in rest["messages"]] == ["r3", "r4"] and not rest["has_more"]
+
+
+def test_malformed_metadata_is_refused(client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_postMessage(channel="C0META", text="x", metadata={"event_payload": {}})
+    assert excinfo.value.response["error"] == "invalid_metadata_format"
+
+
+def test_history_needs_the_history_scope() -> None:
+    with FakeSlack(scopes={"chat:write"}) as limited:
+        c = WebClient(token=TOKEN, base_url=limited.api_url)
+        with pytest.raises(SlackApiError) as excinfo:
+            c.conversations_history(channel="C0X")
+        assert excinfo.value.response["error"] == "missing_scope"
+
+
+def test_a_slow_answer_times_the_client_out_but_the_post_is_in(fake: FakeSlack) -> None:
+    impatient = WebClient(token=TOKEN, base_url=fake.api_url, timeout=1)
+    impatient.retry_handlers.clear()
+    fake.respond_slowly("chat.postMessage", delay=2.0)
+    with pytest.raises(TimeoutError):
+        impatient.chat_postMessage(channel="C0SLOW", text="accepted")
+    assert [m["text"] for m in fake.messages("C0SLOW")] == ["accepted"]
+    assert impatient.chat_postMessage(channel="C0SLOW", text="next")["ok"]  # only the next call was slow

@@ -380,8 +380,9 @@ def test_oncall_is_set_replaced_and_audited(store: Store, clock: ManualClock) ->
     assert (current.target, current.set_by, current.set_at) == ("<!subteam^S999>", "U2", clock.now())
     assert store.get_oncall("C0OTHER") is None
     changes = [a.detail for a in store.iter_audit() if a.action == "oncall_set"]
-    assert changes == [{"target": "<@U123>", "previous": None},
-                       {"target": "<!subteam^S999>", "previous": "<@U123>"}]
+    chain = {"secondary": None, "secondary_after_seconds": None, "channel_after_seconds": None, "repeat_seconds": None}
+    assert changes == [{"target": "<@U123>", "previous": None, **chain},
+                       {"target": "<!subteam^S999>", "previous": "<@U123>", **chain}]
 
 
 def test_iter_audit_pages_and_filters_by_time(store: Store, clock: ManualClock) -> None:

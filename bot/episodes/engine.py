@@ -1,13 +1,16 @@
-"""Reassessment reminders, escalation and the symptom-free notice.
+"""The reminder engine: claim, post, reconcile, complete, retry, coalesce. The rules (what is due
+when, who is notified) are the policy's; the words are the notifier's; the SQL is the repository's.
 
-The reminder state lives in the `reminders` table, never in APScheduler jobs:
-APScheduler is only a metronome calling `ReminderEngine.tick()` every second.
-Each tick claims due reminders with an atomic conditional UPDATE (so several
-replicas on one PostgreSQL post each reminder exactly once), posts through the
-Slack layer's `deliver` callback outside any transaction, then records the post.
-A replica killed between claim and post leaves a claim that goes stale and is
-taken over; a restarted process simply finds its overdue rows and catches up,
-posting one coalesced reminder per episode.
+Exactly once, under faults. Every post carries the reminder's identity in Slack message metadata.
+A claim is fenced by a token: only the holder of the current claim can record the outcome, and a
+claim is taken over only after its lease ends. Whenever an earlier attempt may have reached Slack
+(client timeout, crash after the post, database lost before the record, a taken-over claim), the
+thread is read for that metadata before anything is posted again. A Retry-After is never slept on
+while a claim is held: the reminders go back to pending, due when Slack allows.
+
+On time. One thread sleeps until the next due time (or a lease end), woken early by bookings made in
+this process and, on PostgreSQL, by other replicas through LISTEN/NOTIFY; `max_idle` bounds the
+sleep as a poll fallback. A batch is claimed with one statement and completed in one transaction.
 """
 
 from __future__ import annotations
@@ -18,25 +21,32 @@ import re
 import secrets
 import socket
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-
-from apscheduler.schedulers.background import BackgroundScheduler
+from datetime import datetime, timedelta
+from typing import Any
 
 from bot.clock import Clock, as_utc
+from bot.episodes.notifier import Notifier, RateLimited, Refused
+from bot.episodes.policy import Chain, ChainStep, ReminderPolicy
+from bot.episodes.repositories import Booking, ClaimedBatch, Outcome, ReminderRepository
+from bot.storage.db import WAKE_CHANNEL
+from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind, ReminderStatus
 from bot.storage.records import Episode, Reminder
-from bot.storage.store import ANSWER_ACTIONS, AnswerOutcome, NotFound, Store
+from bot.storage.store import AnswerOutcome, NotFound, Store
 
 __all__ = [
-    "Deliver",
+    "EVENT_TYPE",
     "DueReminder",
+    "EngineObserver",
     "ReminderEngine",
     "default_replica_id",
     "format_intervals",
     "parse_intervals",
 ]
+
+EVENT_TYPE = "crsbot_reminder"
+"""Slack message metadata event_type of every reminder post; its payload names the reminder ids."""
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +103,15 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+
 @dataclass(frozen=True)
 class DueReminder:
-    """One post to make: the reminder, its episode, and how the catch-up shaped it.
+    """One post to make: the reminder, its episode, who it notifies and how the catch-up shaped it.
 
-    `coalesced` counts the other overdue reminders of the episode folded into
-    this post (listed in `merged`; an escalation among them means the on-call
-    should be mentioned); `late_by` is measured from the earliest original due time.
+    `coalesced` counts the other overdue reminders of the episode folded into this post (listed in
+    `merged`); `late_by` is measured from the earliest original due time; `target` is who the post
+    mentions (the chain's primary, or the fallback with no chain set; the step's target for an
+    escalation).
     """
 
     reminder: Reminder
@@ -107,10 +119,16 @@ class DueReminder:
     late_by: timedelta
     coalesced: int
     merged: tuple[Reminder, ...] = ()
+    chain: Chain | None = None
+    token: str = ""
 
     @property
-    def kind(self) -> str:
-        return self.reminder.kind
+    def kind(self) -> ReminderKind:
+        return ReminderKind(self.reminder.kind)
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return (self.reminder.id, *(m.id for m in self.merged))
 
     @property
     def attempt(self) -> int:
@@ -119,239 +137,362 @@ class DueReminder:
 
     @property
     def includes_escalation(self) -> bool:
-        return self.reminder.kind == "escalation" or any(m.kind == "escalation" for m in self.merged)
+        return self.kind == ReminderKind.ESCALATION or any(m.kind == ReminderKind.ESCALATION for m in self.merged)
+
+    @property
+    def escalation_step(self) -> ChainStep | None:
+        """The furthest chain step this post stands for (None for a plain reminder)."""
+        steps = [r.step for r in (self.reminder, *self.merged) if r.kind == ReminderKind.ESCALATION]
+        if not steps or self.chain is None:
+            return None
+        return self.chain.at_step(max(steps))
+
+    @property
+    def maybe_posted(self) -> bool:
+        return self.reminder.maybe_posted or any(m.maybe_posted for m in self.merged)
+
+    def metadata(self) -> dict[str, Any]:
+        """Slack message metadata naming this post's reminders (flat scalar values, as Slack requires)."""
+        return {"event_type": EVENT_TYPE, "event_payload": {
+            "reminder_ids": ",".join(str(i) for i in self.ids), "episode_id": self.episode.id,
+            "kind": str(self.kind), "claim": self.token}}
 
 
-Deliver = Callable[[DueReminder], str | None]
+class EngineObserver:
+    """Hook points for metrics (no-ops here): subclass and pass as `observer=`."""
+
+    def posted(self, due: DueReminder, late_by: timedelta, reconciled: bool) -> None: ...
+
+    def escalated(self, due: DueReminder) -> None: ...
+
+    def failed(self, due: DueReminder, error: str, final: bool) -> None: ...
+
+    def queue_depth(self, claimed: int) -> None: ...
+
+
+def posted_ids(metadata: Mapping[str, Any]) -> set[int]:
+    """Reminder ids named by a message's metadata ({} for anything that is not a reminder post)."""
+    if metadata.get("event_type") != EVENT_TYPE:
+        return set()
+    raw = str((metadata.get("event_payload") or {}).get("reminder_ids", ""))
+    return {int(part) for part in raw.split(",") if part.strip().isdigit()}
 
 
 class ReminderEngine:
-    """Schedules, claims, posts and answers reminders for one replica."""
+    """Books, claims, posts and answers reminders for one replica."""
 
     def __init__(
         self,
         store: Store,
         clock: Clock,
-        deliver: Deliver,
+        notifier: Notifier,
         replica_id: str,
-        intervals: Mapping[int, timedelta],
-        escalate_after: timedelta,
+        policy: ReminderPolicy,
         *,
-        snooze_for: timedelta = timedelta(minutes=15),
-        symptom_free_after: timedelta | None = timedelta(hours=72),
-        stale_after: timedelta = timedelta(minutes=2),
+        lease: timedelta = timedelta(minutes=2),
+        post_timeout: timedelta = timedelta(seconds=10),
         retry_base: timedelta = timedelta(seconds=30),
         max_attempts: int = 5,
-        tick_seconds: float = 1.0,
+        max_idle: float = 1.0,
         batch_size: int = 100,
-        tick_budget: float = 30.0,
+        observer: EngineObserver | None = None,
     ) -> None:
-        if not intervals:
-            raise ValueError("at least one reassessment interval is required")
-        for grade, interval in intervals.items():
-            if interval <= timedelta(0):
-                raise ValueError(f"reassessment interval for grade {grade} must be positive, got {interval}")
-        durations = {"escalate_after": escalate_after, "snooze_for": snooze_for, "stale_after": stale_after,
-                     "symptom_free_after": symptom_free_after or timedelta(hours=1)}
-        for name, value in durations.items():
-            if value <= timedelta(0):
-                raise ValueError(f"{name} must be positive, got {value}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if lease <= post_timeout:
+            raise ValueError(f"the claim lease ({lease}) must be longer than one post may take ({post_timeout})")
         self.store = store
+        self.repo = ReminderRepository(store.engine)
         self.clock = clock
-        self.deliver = deliver
+        self.notifier = notifier
         self.replica_id = replica_id
-        self.intervals = dict(intervals)
-        self.escalate_after = escalate_after
-        self.snooze_for = snooze_for
-        self.symptom_free_after = symptom_free_after
-        self.stale_after = stale_after
+        self.policy = policy
+        self.lease = lease
+        self.post_timeout = post_timeout
         self.retry_base = retry_base
         self.max_attempts = max_attempts
-        self.tick_seconds = tick_seconds
+        self.max_idle = max_idle
         self.batch_size = batch_size
-        self.tick_budget = tick_budget
-        self._scheduler: BackgroundScheduler | None = None
-        self._scheduler_lock = threading.Lock()
+        self.observer = observer or EngineObserver()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lifecycle = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self._unrecorded: list[tuple[str, datetime, list[Outcome], list[Booking]]] = []
 
-    # ------------------------------------------------------------------ cadence
+    # ----------------------------------------------------------------- booking
 
-    def interval_for(self, grade: int | None) -> timedelta | None:
-        """Reassessment interval for a CRS grade; None below grade 1.
-
-        A grade missing from the configuration gets the shortest configured
-        interval: reminding too often is safer than not reminding at all.
-        """
-        if grade is None or grade < 1:
-            return None
-        interval = self.intervals.get(grade)
-        if interval is None:
-            interval = min(self.intervals.values())
-            log.warning("no reassessment interval configured for grade %s; using the shortest (%s)", grade, interval)
-        return interval
-
-    def schedule_after_assessment(self, episode_id: int, grade: int | None, user_id: str | None = None) -> Reminder | None:
+    def schedule_after_assessment(self, episode_id: int, grade: int | None, user_id: str | None = None) -> \
+            Reminder | None:
         """A new assessment restarts the cycle: cancel pending reassess/escalation, book the next reassess.
 
-        Grade 0 or None books nothing. With `user_id`, reminders already posted
-        are marked answered by that assessment.
+        Grade 0 or None books nothing. With `user_id`, reminders already posted are marked answered.
         """
-        interval = self.interval_for(grade)
+        interval = self.policy.interval_for(grade)
         due_at = as_utc(self.clock.now()) + interval if interval is not None else None
-        return self.store.reschedule(
-            episode_id,
-            ("reassess", "escalation"),
-            "reassess" if due_at is not None else None,
-            due_at,
-            answered_by=user_id,
-        )
+        booked = self.store.reschedule(
+            episode_id, (ReminderKind.REASSESS, ReminderKind.ESCALATION),
+            ReminderKind.REASSESS if due_at is not None else None, due_at, answered_by=user_id)
+        self.wake()
+        return booked
 
-    # --------------------------------------------------------------------- tick
+    def answer(self, *, user_id: str, action: str, reminder_id: int | None = None,
+               episode_id: int | None = None) -> AnswerOutcome:
+        """Record a response to a reminder (button or command), by reminder id or episode id.
 
-    def tick(self) -> list[DueReminder]:
-        """Claim and post everything due now; returns what was posted successfully.
-
-        Batches repeat while they come back full (within `tick_budget`), so a catch-up after downtime
-        runs at posting speed rather than one batch per tick."""
-        posted: list[DueReminder] = []
-        started = time.monotonic()
-        while True:
-            now = as_utc(self.clock.now())
-            episode_ids = self.store.due_episode_ids(now, now - self.stale_after, self.batch_size)
-            posted += self._tick_batch(episode_ids)
-            if len(episode_ids) < self.batch_size or time.monotonic() - started > self.tick_budget:
-                return posted
-
-    def _tick_batch(self, episode_ids: Sequence[int]) -> list[DueReminder]:
-        posted: list[DueReminder] = []
-        for episode_id in episode_ids:
-            # Claim with a fresh "now": a long catch-up tick must not stamp claims
-            # with its start time, or other replicas would see them as already stale.
-            claim_at = as_utc(self.clock.now())
-            group = self.store.claim_due(
-                episode_id, self.replica_id, claim_at, claim_at - self.stale_after, self.max_attempts
-            )
-            if group is None:
-                continue  # another replica has it, or it was cancelled meanwhile
-            for batch in self._posts(group.reminders):
-                due = self._due(group.episode, batch, claim_at)
-                if self._post(due):
-                    posted.append(due)
-        return posted
-
-    @staticmethod
-    def _posts(reminders: Sequence[Reminder]) -> list[list[Reminder]]:
-        """One post for the reassessment cycle (reassess + escalations), one for the symptom-free notice."""
-        cadence = [r for r in reminders if r.kind != "symptom_free"]
-        notices = [r for r in reminders if r.kind == "symptom_free"]
-        return [batch for batch in (cadence, notices) if batch]
-
-    @staticmethod
-    def _due(episode: Episode, batch: Sequence[Reminder], now: datetime) -> DueReminder:
-        reassess = [r for r in batch if r.kind == "reassess"]
-        primary = (reassess or list(batch))[0]  # batch is ordered by due time
-        merged = tuple(r for r in batch if r.id != primary.id)
-        earliest = min(r.first_due_at for r in batch)
-        late_by = max(now - earliest, timedelta(0))
-        return DueReminder(reminder=primary, episode=episode, late_by=late_by, coalesced=len(merged), merged=merged)
-
-    def _post(self, due: DueReminder) -> bool:
-        try:
-            message_ts = self.deliver(due)
-        except Exception as exc:  # noqa: BLE001 - any Slack/network error means "try again later"
-            self._failed(due, exc)
-            return False
-        is_reassess = due.reminder.kind == "reassess"
-        self.store.complete_delivery(
-            due.reminder,
-            due.merged,
-            self.replica_id,
-            message_ts,
-            due.late_by,
-            next_reassess_after=(lambda episode: self.interval_for(episode.current_grade)) if is_reassess else None,
-            escalate_after=self.escalate_after if is_reassess else None,
-        )
-        return True
-
-    def _failed(self, due: DueReminder, exc: Exception) -> None:
-        claimed = [due.reminder, *due.merged]
-        error = f"{type(exc).__name__}: {exc}"
-        if due.attempt >= self.max_attempts:
-            log.error("giving up on reminder %s after %d attempts: %s", due.reminder.id, due.attempt, error)
-            self.store.mark_failed(claimed, self.replica_id, error)
-            return
-        retry_at = as_utc(self.clock.now()) + self.retry_base * due.attempt
-        log.warning("posting reminder %s failed (attempt %d), retrying at %s: %s",
-                    due.reminder.id, due.attempt, retry_at.isoformat(), error)
-        self.store.release_for_retry(claimed, self.replica_id, retry_at, error)
-
-    # ------------------------------------------------------------------- answers
-
-    def answer(
-        self,
-        *,
-        user_id: str,
-        action: str,
-        reminder_id: int | None = None,
-        episode_id: int | None = None,
-    ) -> AnswerOutcome:
-        """Record a response to a reminder (button or command), by reminder id or episode id."""
+        Every answer stops the escalation chain; "snooze" also defers the next reassess by the
+        policy's snooze (never pulling a later one forward).
+        """
         if (reminder_id is None) == (episode_id is None):
             raise ValueError("pass exactly one of reminder_id or episode_id")
-        if action not in ANSWER_ACTIONS:
-            raise ValueError(f"unknown answer action {action!r}; expected one of {ANSWER_ACTIONS}")
+        try:
+            answer = AnswerAction(action)
+        except ValueError:
+            raise ValueError(f"unknown answer action {action!r}; expected one of "
+                             f"{[str(a) for a in AnswerAction]}") from None
         if reminder_id is not None:
             reminder = self.store.get_reminder(reminder_id)
             if reminder is None:
                 raise NotFound(f"no reminder with id {reminder_id}")
             episode_id = reminder.episode_id
         assert episode_id is not None
-        now = as_utc(self.clock.now())
-        return self.store.answer_episode(
-            episode_id,
-            user_id,
-            action,
-            snooze_until=now + self.snooze_for if action == "snooze" else None,
-            symptom_free_hours=(self.symptom_free_after.total_seconds() / 3600
-                                if action == "resolved" and self.symptom_free_after is not None else None),
-        )
+        snooze_until = self.policy.snooze_until(as_utc(self.clock.now())) if answer == AnswerAction.SNOOZE else None
+        outcome = self.store.answer_episode(episode_id, user_id, answer, snooze_until=snooze_until)
+        self.wake()
+        return outcome
 
-    # ----------------------------------------------------------------- lifecycle
+    # -------------------------------------------------------------------- tick
 
-    def _scheduled_tick(self) -> None:
+    def tick(self) -> list[DueReminder]:
+        """Claim and post everything due now, batch after batch; returns what was posted (or found posted)."""
+        with self._tick_lock:
+            self._record_unrecorded()
+            posted: list[DueReminder] = []
+            while True:
+                now = as_utc(self.clock.now())
+                token = secrets.token_hex(16)
+                batch = self.repo.claim_batch(self.replica_id, token, now, now + self.lease, self.batch_size)
+                if batch is None:
+                    return posted
+                self.observer.queue_depth(len(batch.reminders))
+                posted += self._run_batch(batch)
+                if len(batch.reminders) < self.batch_size:
+                    return posted
+
+    def _groups(self, batch: ClaimedBatch) -> list[list[Reminder]]:
+        """One post per episode for its cadence (reassess + escalations), one per other kind."""
+        groups: dict[tuple[int, str], list[Reminder]] = {}
+        for r in batch.reminders:
+            kind = ReminderKind(r.kind)
+            groups.setdefault((r.episode_id, "cadence" if kind.is_cadence else str(kind)), []).append(r)
+        return list(groups.values())
+
+    def _run_batch(self, batch: ClaimedBatch) -> list[DueReminder]:
+        outcomes: list[Outcome] = []
+        bookings: list[Booking] = []
+        posted: list[DueReminder] = []
+        paused_until: datetime | None = None  # Slack said Retry-After: hand the rest back untried
+        for group in self._groups(batch):
+            episode = batch.episodes[group[0].episode_id]
+            now = as_utc(self.clock.now())
+            if episode.status != EpisodeStatus.OPEN and ReminderKind(group[0].kind).is_cadence:
+                outcomes.append(Outcome(tuple(r.id for r in group), ReminderStatus.CANCELLED))
+                continue
+            chain = self.policy.chain(batch.chains.get(episode.channel_id), batch.last_assessor.get(episode.id))
+            due = self._due(episode, group, now, chain, batch.token)
+            if paused_until is not None:
+                outcomes.append(self._release(due, paused_until, None, count_attempt=False))
+                continue
+            outcome = self._deliver(due)
+            if outcome is None:
+                continue  # the claim was lost (taken over): nothing of ours to record
+            outcomes.append(outcome)
+            if outcome.status == ReminderStatus.SENT:
+                posted.append(due)
+                # Whatever was booked for the episode while this post was in flight supersedes it.
+                superseded_by = (due.kind,)
+                bookings += [Booking(episode.id, kind, at, step, superseded_by)
+                             for kind, at, step in self.policy.after_post(due.kind, due.reminder.step,
+                                                                          episode.current_grade, chain, now)]
+            elif outcome.retry_at is not None and not outcome.count_attempt:
+                paused_until = outcome.retry_at
+        self._record(batch.token, as_utc(self.clock.now()), outcomes, bookings)
+        return posted
+
+    @staticmethod
+    def _due(episode: Episode, group: Sequence[Reminder], now: datetime, chain: Chain, token: str) -> DueReminder:
+        reassess = [r for r in group if r.kind == ReminderKind.REASSESS]
+        primary = (reassess or list(group))[0]  # the group is ordered by due time
+        merged = tuple(r for r in group if r.id != primary.id)
+        late_by = max(now - min(r.first_due_at for r in group), timedelta(0))
+        return DueReminder(primary, episode, late_by, len(merged), merged, chain, token)
+
+    def _deliver(self, due: DueReminder) -> Outcome | None:
+        if due.maybe_posted:
+            try:
+                found = self._find_posted(due)
+            except Exception as exc:  # noqa: BLE001 - cannot tell yet: try again later, still unknown
+                return self._retry(due, exc, maybe_posted=True)
+            if found is not None:
+                log.info("reminder %s was already posted (%s): recorded, not posted again", due.ids, found)
+                return self._sent(due, found, reconciled=True)
+        if not self._lease_covers_a_post(due):
+            log.warning("claim on reminders %s was taken over; leaving them to the new holder", due.ids)
+            return None
         try:
-            self.tick()
-        except Exception:  # keep the metronome going; the rows are still there next second
-            log.exception("reminder tick failed")
+            ts = self.notifier.post(due, due.metadata())
+        except RateLimited as exc:
+            retry_at = as_utc(self.clock.now()) + timedelta(seconds=exc.retry_after)
+            log.warning("Slack rate limit: reminders %s handed back until %s", due.ids, retry_at.isoformat())
+            return self._release(due, retry_at, str(exc), count_attempt=False)
+        except Refused as exc:
+            return self._retry(due, exc, maybe_posted=due.maybe_posted)
+        except Exception as exc:  # noqa: BLE001 - timeout, connection lost, 5xx: the post may have landed
+            return self._retry(due, exc, maybe_posted=True)
+        return self._sent(due, ts, reconciled=False)
+
+    def _find_posted(self, due: DueReminder) -> str | None:
+        wanted = set(due.ids)
+        for ts, metadata in self.notifier.posted(due):
+            if wanted & posted_ids(metadata):
+                return ts
+        return None
+
+    def _lease_covers_a_post(self, due: DueReminder) -> bool:
+        """Renew the claim first if a post (up to its timeout) could outlast the lease."""
+        now = as_utc(self.clock.now())
+        lease_until = due.reminder.lease_until
+        if lease_until is not None and now + self.post_timeout + timedelta(seconds=1) < lease_until:
+            return True
+        return self.repo.renew(due.token, due.ids, now + self.lease)
+
+    def _sent(self, due: DueReminder, ts: str, *, reconciled: bool) -> Outcome:
+        self.observer.posted(due, due.late_by, reconciled)
+        if due.includes_escalation:
+            self.observer.escalated(due)
+        ep = due.episode
+        return Outcome(
+            due.ids, ReminderStatus.SENT, primary_id=due.reminder.id, message_ts=ts, late_by=due.late_by,
+            reconciled=reconciled,
+            cancel_kinds=(ReminderKind.ESCALATION,) if due.kind == ReminderKind.REASSESS else (),
+            audit={"action": "escalation" if due.kind == ReminderKind.ESCALATION else "reminder_sent",
+                   "channel_id": ep.channel_id, "patient_label": ep.patient_label,
+                   "reminder_id": due.reminder.id, "episode_id": ep.id, "kind": str(due.kind),
+                   "message_ts": ts, "late_by_seconds": due.late_by.total_seconds(),
+                   "coalesced_ids": [m.id for m in due.merged], "attempt": due.attempt,
+                   "step": due.reminder.step, "reconciled": reconciled})
+
+    def _release(self, due: DueReminder, retry_at: datetime, error: str | None, *, count_attempt: bool = True,
+                 maybe_posted: bool | None = None) -> Outcome:
+        ep = due.episode
+        return Outcome(
+            due.ids, ReminderStatus.PENDING, retry_at=retry_at, error=error,
+            maybe_posted=due.maybe_posted if maybe_posted is None else maybe_posted, count_attempt=count_attempt,
+            audit={"action": "reminder_retry", "channel_id": ep.channel_id, "patient_label": ep.patient_label,
+                   "reminder_ids": list(due.ids), "attempt": due.attempt, "retry_at": retry_at.isoformat(),
+                   "error": error, "counted": count_attempt})
+
+    def _retry(self, due: DueReminder, exc: Exception, *, maybe_posted: bool) -> Outcome:
+        error = f"{type(exc).__name__}: {exc}"
+        ep = due.episode
+        if due.attempt >= self.max_attempts:
+            log.error("giving up on reminders %s after %d attempts: %s", due.ids, due.attempt, error)
+            self.observer.failed(due, error, True)
+            return Outcome(due.ids, ReminderStatus.FAILED, error=error, maybe_posted=maybe_posted,
+                           audit={"action": "failure", "channel_id": ep.channel_id,
+                                  "patient_label": ep.patient_label, "reminder_ids": list(due.ids),
+                                  "kind": str(due.kind), "attempts": due.attempt, "error": error})
+        retry_at = as_utc(self.clock.now()) + self.retry_base * due.attempt
+        log.warning("posting reminders %s failed (attempt %d%s), retrying at %s: %s", due.ids, due.attempt,
+                    ", outcome unknown" if maybe_posted else "", retry_at.isoformat(), error)
+        self.observer.failed(due, error, False)
+        return self._release(due, retry_at, error, maybe_posted=maybe_posted)
+
+    def _record(self, token: str, now: datetime, outcomes: list[Outcome], bookings: list[Booking]) -> None:
+        """Complete a batch; if the database is unreachable, keep the outcomes and try again before the
+        next claim (the fencing token makes a late record harmless)."""
+        try:
+            self.repo.complete(token, self.replica_id, now, outcomes, bookings)
+        except Exception:  # noqa: BLE001 - the posts happened; the record must not be lost with this tick
+            log.exception("could not record %d reminder outcomes; will retry", len(outcomes))
+            self._unrecorded.append((token, now, outcomes, bookings))
+
+    def _record_unrecorded(self) -> None:
+        while self._unrecorded:
+            token, now, outcomes, bookings = self._unrecorded[0]
+            self.repo.complete(token, self.replica_id, now, outcomes, bookings)  # raises while still down
+            self._unrecorded.pop(0)
+
+    # --------------------------------------------------------------- lifecycle
+
+    def wake(self) -> None:
+        """Something was booked: re-read the next due time now instead of at the end of the sleep."""
+        self._wake.set()
+
+    def _idle_seconds(self) -> float:
+        next_due = self.repo.next_due_at()
+        if next_due is None:
+            return self.max_idle
+        wait = (next_due - as_utc(self.clock.now())).total_seconds()
+        return min(max(wait, 0.0), self.max_idle)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+                wait = self._idle_seconds()
+            except Exception:  # keep going; the rows are still there next time
+                log.exception("reminder engine pass failed")
+                wait = self.max_idle
+            if wait > 0:
+                self._wake.wait(wait)
+            self._wake.clear()
+
+    def _listen(self, url: str) -> None:
+        """PostgreSQL: other replicas' bookings wake this engine (NOTIFY is sent at their commit)."""
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self._wake.set()
+            except Exception as exc:  # noqa: BLE001 - the poll fallback still runs; try again shortly
+                log.warning("LISTEN %s failed (%s); polling every %ss until it is back", WAKE_CHANNEL, exc,
+                            self.max_idle)
+                self._stop.wait(1.0)
 
     def start(self) -> None:
-        """Start ticking in a background thread (idempotent)."""
-        with self._scheduler_lock:
-            if self._scheduler is not None:
+        """Start the delivery thread (and the PostgreSQL listener); idempotent."""
+        with self._lifecycle:
+            if self._threads:
                 return
-            scheduler = BackgroundScheduler(timezone=timezone.utc, daemon=True)
-            scheduler.add_job(
-                self._scheduled_tick,
-                "interval",
-                seconds=self.tick_seconds,
-                id="crsbot-reminder-tick",
-                max_instances=1,  # a slow tick (many catch-up posts) is never run twice at once
-                coalesce=True,
-                next_run_time=datetime.now(timezone.utc),
-            )
-            scheduler.start()
-            self._scheduler = scheduler
-            log.info("reminder engine %s started (tick every %ss, intervals %s)",
-                     self.replica_id, self.tick_seconds, format_intervals(self.intervals))
+            self._stop.clear()
+            threads = [threading.Thread(target=self._loop, name="crsbot-reminders", daemon=True)]
+            engine = self.repo.engine
+            if engine.dialect.name == "postgresql":
+                url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                threads.append(threading.Thread(target=self._listen, args=(url,), name="crsbot-listen",
+                                                daemon=True))
+            for thread in threads:
+                thread.start()
+            self._threads = threads
+            log.info("reminder engine %s started (intervals %s, poll fallback %ss)", self.replica_id,
+                     format_intervals(self.policy.intervals), self.max_idle)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop ticking; with wait=True, let a running tick finish first."""
-        with self._scheduler_lock:
-            scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.shutdown(wait=wait)
+    def shutdown(self, wait: bool = True, timeout: float = 30.0) -> None:
+        """Stop; with wait=True, let a running pass finish (and record its posts) first."""
+        with self._lifecycle:
+            threads, self._threads = self._threads, []
+        self._stop.set()
+        self._wake.set()
+        if wait:
+            for thread in threads:
+                thread.join(timeout=timeout)
 
     @property
     def running(self) -> bool:
-        return self._scheduler is not None
+        return bool(self._threads)

@@ -11,14 +11,13 @@ from bot.storage.records import (
     RecordedAssessment,
     Reminder,
 )
-from bot.storage.store import AnswerAction, AnswerOutcome, ClaimedGroup, NotFound, Store
+from bot.storage.store import AnswerAction, AnswerOutcome, NotFound, Store
 
 __all__ = [
     "AnswerAction",
     "AnswerOutcome",
     "Assessment",
     "AuditEntry",
-    "ClaimedGroup",
     "Episode",
     "EpisodeHistory",
     "NotFound",

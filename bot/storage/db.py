@@ -24,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session
 
 __all__ = [
     "DEFAULT_SQLITE_FILENAME",
@@ -178,3 +179,13 @@ def head_revision() -> str:
     if head is None:
         raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
     return head
+
+
+WAKE_CHANNEL = "crsbot_reminders"
+"""PostgreSQL NOTIFY channel: a booking committed by one replica wakes the reminder engines of the others."""
+
+
+def notify_bookings(session: Session) -> None:
+    """Queue a wake-up for other replicas; PostgreSQL delivers it at commit (and only if it commits)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})

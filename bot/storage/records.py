@@ -139,6 +139,10 @@ class Reminder:
     coalesced_into: int | None
     last_error: str | None
     created_at: datetime
+    claim_token: str | None = None
+    lease_until: datetime | None = None
+    maybe_posted: bool = False
+    step: int = 0
 
     @classmethod
     def of(cls, row: ReminderRow) -> Reminder:
@@ -160,19 +164,31 @@ class Reminder:
             coalesced_into=row.coalesced_into,
             last_error=row.last_error,
             created_at=row.created_at,
+            claim_token=row.claim_token,
+            lease_until=row.lease_until,
+            maybe_posted=bool(row.maybe_posted),
+            step=row.step or 0,
         )
 
 
 @dataclass(frozen=True)
 class Oncall:
+    """A channel's escalation chain; delays are None where the team kept the site default."""
+
     channel_id: str
     target: str
     set_by: str
     set_at: datetime
+    secondary: str | None = None
+    secondary_after_seconds: int | None = None
+    channel_after_seconds: int | None = None
+    repeat_seconds: int | None = None
 
     @classmethod
     def of(cls, row: OncallRow) -> Oncall:
-        return cls(channel_id=row.channel_id, target=row.target, set_by=row.set_by, set_at=row.set_at)
+        return cls(channel_id=row.channel_id, target=row.target, set_by=row.set_by, set_at=row.set_at,
+                   secondary=row.secondary, secondary_after_seconds=row.secondary_after_seconds,
+                   channel_after_seconds=row.channel_after_seconds, repeat_seconds=row.repeat_seconds)
 
 
 @dataclass(frozen=True)

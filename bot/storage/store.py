@@ -13,17 +13,19 @@ Rules that keep replicas consistent:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
+from bot.storage.db import notify_bookings
+from bot.storage.kinds import AnswerAction, ReminderKind, ReminderStatus
 from bot.storage.records import (
     Assessment,
     AuditEntry,
@@ -44,27 +46,18 @@ from bot.storage.tables import (
     ReminderRow,
 )
 
-__all__ = ["AnswerAction", "AnswerOutcome", "ClaimedGroup", "NotFound", "Store"]
+__all__ = ["AnswerAction", "AnswerOutcome", "NotFound", "Store"]
 
 log = logging.getLogger(__name__)
 
-AnswerAction = Literal["reassessed", "snooze", "resolved"]
-ANSWER_ACTIONS: tuple[str, ...] = ("reassessed", "snooze", "resolved")
-# Reminders that belong to an open episode's reassessment cycle (vs. the 72-hour notice).
-CADENCE_KINDS = ("reassess", "escalation")
+ANSWER_ACTIONS: tuple[str, ...] = tuple(AnswerAction)
+# Reminders that belong to an open episode's reassessment cycle (vs. the symptom-free notice).
+CADENCE_KINDS = tuple(k for k in ReminderKind if k.is_cadence)
 _INTEGRITY_RETRIES = 3
 
 
 class NotFound(LookupError):
     """An id passed to the store does not exist."""
-
-
-@dataclass(frozen=True)
-class ClaimedGroup:
-    """Reminders of one episode claimed together by this replica in one tick."""
-
-    episode: Episode
-    reminders: tuple[Reminder, ...]
 
 
 @dataclass(frozen=True)
@@ -75,7 +68,6 @@ class AnswerOutcome:
     action: str
     answered_ids: tuple[int, ...]
     snoozed_until: datetime | None
-    resolved: bool
 
 
 def _clean_label(patient_label: str | None) -> str | None:
@@ -87,14 +79,6 @@ def _clean_label(patient_label: str | None) -> str | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _due_or_stale(now: datetime, stale_before: datetime) -> ColumnElement[bool]:
-    """Pending and due, or claimed by a replica that has evidently died since."""
-    return or_(
-        and_(ReminderRow.status == "pending", ReminderRow.due_at <= now),
-        and_(ReminderRow.status == "claimed", ReminderRow.claimed_at < stale_before),
-    )
 
 
 class Store:
@@ -162,6 +146,7 @@ class Store:
             created_at=now,
         )
         session.add(row)
+        notify_bookings(session)
         return row
 
     @staticmethod
@@ -501,11 +486,19 @@ class Store:
 
     # --------------------------------------------------------------------- oncall
 
-    def set_oncall(self, channel_id: str, target: str, user_id: str) -> Oncall:
-        """Set who receives escalations in a channel (replaces any previous target)."""
+    def set_oncall(self, channel_id: str, target: str, user_id: str, *, secondary: str | None = None,
+                   secondary_after: timedelta | None = None, channel_after: timedelta | None = None,
+                   repeat: timedelta | None = None) -> Oncall:
+        """Set the channel's escalation chain (replaces the previous one); None delays keep site defaults."""
         target = target.strip()
         if not target:
             raise ValueError("on-call target must not be empty")
+
+        def secs(value: timedelta | None) -> int | None:
+            return int(value.total_seconds()) if value is not None else None
+
+        chain = {"secondary": secondary, "secondary_after_seconds": secs(secondary_after),
+                 "channel_after_seconds": secs(channel_after), "repeat_seconds": secs(repeat)}
         for attempt in range(1, _INTEGRITY_RETRIES + 1):
             now = self._now()
             try:
@@ -513,13 +506,14 @@ class Store:
                     row = session.get(OncallRow, channel_id, with_for_update=True)
                     previous = row.target if row is not None else None
                     if row is None:
-                        row = OncallRow(channel_id=channel_id, target=target, set_by=user_id, set_at=now)
+                        row = OncallRow(channel_id=channel_id, target=target, set_by=user_id, set_at=now, **chain)
                         session.add(row)
                     else:
                         row.target, row.set_by, row.set_at = target, user_id, now
-                    self._add_audit(
-                        session, now, "oncall_set", channel_id, user_id, None, {"target": target, "previous": previous}
-                    )
+                        for key, value in chain.items():
+                            setattr(row, key, value)
+                    self._add_audit(session, now, "oncall_set", channel_id, user_id, None,
+                                    {"target": target, "previous": previous, **chain})
                     session.flush()
                     return Oncall.of(row)
             except IntegrityError:
@@ -631,231 +625,6 @@ class Store:
             session.flush()
             return Reminder.of(reminder)
 
-    def due_episode_ids(self, now: datetime, stale_before: datetime, limit: int = 100) -> list[int]:
-        """Episodes with something to post (due, or stuck in a dead replica's claim), most overdue first."""
-        with self._tx() as session:
-            stmt = (
-                select(ReminderRow.episode_id)
-                .where(_due_or_stale(as_utc(now), as_utc(stale_before)))
-                .group_by(ReminderRow.episode_id)
-                .order_by(func.min(ReminderRow.due_at), ReminderRow.episode_id)
-                .limit(limit)
-            )
-            return list(session.scalars(stmt))
-
-    def claim_due(
-        self, episode_id: int, replica_id: str, now: datetime, stale_before: datetime, max_attempts: int
-    ) -> ClaimedGroup | None:
-        """Claim every due (or stale-claimed) reminder of one episode for `replica_id`.
-
-        Each reminder is claimed with its own conditional UPDATE and counts only
-        if exactly one row changed, so concurrent replicas never both win it. On
-        PostgreSQL the episode row is locked with SKIP LOCKED, so one replica
-        takes the whole group and the others move on instead of splitting it.
-        Returns None when nothing was claimed.
-        """
-        now, stale_before = as_utc(now), as_utc(stale_before)
-        with self._tx() as session:
-            episode = self._lock_episode(session, episode_id, skip_locked=True)
-            if episode is None:
-                return None
-            candidates = session.execute(
-                select(ReminderRow.id, ReminderRow.kind, ReminderRow.status, ReminderRow.attempts)
-                .where(ReminderRow.episode_id == episode_id, _due_or_stale(now, stale_before))
-                .order_by(ReminderRow.due_at, ReminderRow.id)
-            ).all()
-            claimed: list[int] = []
-            for reminder_id, kind, status, attempts in candidates:
-                if episode.status != "open" and kind in CADENCE_KINDS:
-                    # Resolved meanwhile (e.g. a stale claim from before the resolve): nothing to ask.
-                    self._set_status(session, [reminder_id], ("pending", "claimed"), {"status": "cancelled"})
-                    continue
-                if status == "claimed" and attempts >= max_attempts:
-                    changed = self._set_status(
-                        session,
-                        [reminder_id],
-                        ("claimed",),
-                        {"status": "failed", "last_error": f"claim went stale after {attempts} attempts"},
-                    )
-                    if changed:
-                        self._add_audit(
-                            session,
-                            now,
-                            "failure",
-                            episode.channel_id,
-                            None,
-                            episode.patient_label,
-                            {"reminder_id": reminder_id, "kind": kind, "attempts": attempts, "error": "stale claim"},
-                        )
-                    continue
-                result = session.execute(
-                    update(ReminderRow)
-                    .where(ReminderRow.id == reminder_id, _due_or_stale(now, stale_before))
-                    .values(
-                        status="claimed",
-                        claimed_by=replica_id,
-                        claimed_at=now,
-                        attempts=ReminderRow.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(reminder_id)
-            if not claimed:
-                return None
-            rows = session.scalars(
-                select(ReminderRow)
-                .where(ReminderRow.id.in_(claimed))
-                .order_by(ReminderRow.due_at, ReminderRow.id)
-                .execution_options(populate_existing=True)
-            )
-            return ClaimedGroup(Episode.of(episode), tuple(Reminder.of(r) for r in rows))
-
-    def complete_delivery(
-        self,
-        primary: Reminder,
-        merged: Sequence[Reminder],
-        replica_id: str,
-        message_ts: str | None,
-        late_by: timedelta,
-        *,
-        next_reassess_after: Callable[[Episode], timedelta | None] | None = None,
-        escalate_after: timedelta | None = None,
-    ) -> bool:
-        """Record a successful post and, for a reassess post, continue the cadence from it.
-
-        The next reassess (and the escalation of this post) are booked at post
-        time + interval, using the episode's grade as it is now, and only while
-        the episode is open and nobody booked a newer reassess meanwhile (a new
-        assessment or a snooze during the post supersedes this one).
-        Returns False if the claim was no longer ours (it went stale and was taken over).
-        """
-        now = self._now()
-        with self._tx() as session:
-            episode = self._require_episode(session, primary.episode_id)
-            sent = self._set_status(
-                session,
-                [primary.id],
-                ("claimed",),
-                {
-                    "status": "sent",
-                    "sent_at": now,
-                    "message_ts": message_ts,
-                    "late_by_seconds": late_by.total_seconds(),
-                    "last_error": None,
-                },
-                claimed_by=replica_id,
-            )
-            if sent != 1:
-                log.warning("reminder %s was reclaimed by another replica before it was marked sent", primary.id)
-                return False
-            self._set_status(
-                session,
-                [m.id for m in merged],
-                ("claimed",),
-                {"status": "sent", "sent_at": now, "message_ts": message_ts, "coalesced_into": primary.id},
-                claimed_by=replica_id,
-            )
-            next_at: datetime | None = None
-            escalation_at: datetime | None = None
-            if next_reassess_after is not None and episode.status == "open":
-                newer = session.scalars(
-                    select(ReminderRow.id).where(
-                        ReminderRow.episode_id == episode.id,
-                        ReminderRow.kind == "reassess",
-                        ReminderRow.status == "pending",
-                    )
-                ).first()
-                interval = next_reassess_after(Episode.of(episode)) if newer is None else None
-                if interval is not None:
-                    next_at = now + interval
-                    self._add_reminder(session, episode.id, "reassess", next_at, now)
-                    if escalate_after is not None:
-                        escalation_at = now + escalate_after
-                        self._add_reminder(session, episode.id, "escalation", escalation_at, now)
-            self._add_audit(
-                session,
-                now,
-                "escalation" if primary.kind == "escalation" else "reminder_sent",
-                episode.channel_id,
-                None,
-                episode.patient_label,
-                {
-                    "reminder_id": primary.id,
-                    "episode_id": episode.id,
-                    "kind": primary.kind,
-                    "message_ts": message_ts,
-                    "late_by_seconds": late_by.total_seconds(),
-                    "coalesced_ids": [m.id for m in merged],
-                    "attempt": primary.attempts,
-                    "replica": replica_id,
-                    "next_reassess_at": _iso(next_at),
-                    "escalation_at": _iso(escalation_at),
-                },
-            )
-            return True
-
-    def release_for_retry(
-        self, reminders: Sequence[Reminder], replica_id: str, retry_at: datetime, error: str
-    ) -> int:
-        """Hand claimed reminders back as pending, due again at `retry_at` (post failed)."""
-        now = self._now()
-        with self._tx() as session:
-            episode = self._require_episode(session, reminders[0].episode_id)
-            changed = self._set_status(
-                session,
-                [r.id for r in reminders],
-                ("claimed",),
-                {"status": "pending", "due_at": as_utc(retry_at), "claimed_by": None, "claimed_at": None,
-                 "last_error": error},
-                claimed_by=replica_id,
-            )
-            self._add_audit(
-                session,
-                now,
-                "reminder_retry",
-                episode.channel_id,
-                None,
-                episode.patient_label,
-                {
-                    "reminder_ids": [r.id for r in reminders],
-                    "attempt": reminders[0].attempts,
-                    "retry_at": _iso(retry_at),
-                    "error": error,
-                    "replica": replica_id,
-                },
-            )
-            return changed
-
-    def mark_failed(self, reminders: Sequence[Reminder], replica_id: str, error: str) -> int:
-        """Give up on claimed reminders after the last attempt, loudly (audit 'failure')."""
-        now = self._now()
-        with self._tx() as session:
-            episode = self._require_episode(session, reminders[0].episode_id)
-            changed = self._set_status(
-                session,
-                [r.id for r in reminders],
-                ("claimed",),
-                {"status": "failed", "last_error": error},
-                claimed_by=replica_id,
-            )
-            self._add_audit(
-                session,
-                now,
-                "failure",
-                episode.channel_id,
-                None,
-                episode.patient_label,
-                {
-                    "reminder_ids": [r.id for r in reminders],
-                    "kind": reminders[0].kind,
-                    "attempts": reminders[0].attempts,
-                    "error": error,
-                    "replica": replica_id,
-                },
-            )
-            return changed
-
     def answer_episode(
         self,
         episode_id: int,
@@ -863,12 +632,11 @@ class Store:
         action: str,
         *,
         snooze_until: datetime | None = None,
-        symptom_free_hours: float | None = None,
     ) -> AnswerOutcome:
         """Someone responded to a reminder: mark posted ones answered, stop the escalation, then act.
 
-        "snooze" replaces the pending reassess with one at `snooze_until`;
-        "resolved" resolves the episode (booking the symptom-free notice if hours are given).
+        "snooze" replaces the pending reassess with one at `snooze_until` (the caller's policy
+        decides when); "reassessed" and "ack" only answer.
         """
         if action not in ANSWER_ACTIONS:
             raise ValueError(f"unknown answer action {action!r}; expected one of {ANSWER_ACTIONS}")
@@ -880,12 +648,16 @@ class Store:
             answered = self._mark_answered(session, episode_id, user_id, now)
             self._cancel_pending(session, episode_id, ("escalation",))
             snoozed: datetime | None = None
-            resolved = False
-            if row.status == "open" and action == "snooze":
+            if row.status == "open" and action == AnswerAction.SNOOZE:
                 assert snooze_until is not None
-                self._cancel_pending(session, episode_id, ("reassess",))
                 snoozed = as_utc(snooze_until)
-                self._add_reminder(session, episode_id, "reassess", snoozed, now)
+                session.execute(
+                    update(ReminderRow)
+                    .where(ReminderRow.episode_id == episode_id, ReminderRow.status == ReminderStatus.PENDING,
+                           ReminderRow.kind == ReminderKind.REASSESS, ReminderRow.due_at < snoozed)
+                    .values(status=ReminderStatus.CANCELLED)
+                    .execution_options(synchronize_session=False))
+                self._add_reminder(session, episode_id, ReminderKind.REASSESS, snoozed, now)
             self._add_audit(
                 session,
                 now,
@@ -900,8 +672,5 @@ class Store:
                     "snoozed_until": _iso(snoozed),
                 },
             )
-            if row.status == "open" and action == "resolved":
-                self._resolve(session, row, user_id, symptom_free_hours, now)
-                resolved = True
             session.flush()
-            return AnswerOutcome(Episode.of(row), action, answered, snoozed, resolved)
+            return AnswerOutcome(Episode.of(row), action, answered, snoozed)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -29,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from bot.storage.kinds import AssessmentKind, EpisodeStatus, Product, ReminderKind, ReminderStatus
 
 __all__ = [
     "AssessmentRow",
@@ -84,15 +87,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 # JSONB on PostgreSQL (indexable, compact); plain JSON text elsewhere.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
-EPISODE_STATUSES = ("open", "resolved")
-PRODUCTS = ("iv", "velo")
-ASSESSMENT_KINDS = ("crs", "icans")
-REMINDER_KINDS = ("reassess", "escalation", "symptom_free")
-REMINDER_STATUSES = ("pending", "claimed", "sent", "answered", "cancelled", "failed")
+EPISODE_STATUSES = tuple(EpisodeStatus)
+PRODUCTS = tuple(Product)
+ASSESSMENT_KINDS = tuple(AssessmentKind)
+REMINDER_KINDS = tuple(ReminderKind)
+REMINDER_STATUSES = tuple(ReminderStatus)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -194,15 +197,26 @@ class ReminderRow(Base):
     coalesced_into: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # Fencing: the token of the claim now holding the row; only its holder may record the outcome.
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    # An earlier attempt may have reached Slack (timeout, crash, lost database): read the thread first.
+    maybe_posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Position in the escalation chain (0 for everything that is not an escalation).
+    step: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class OncallRow(Base):
-    """Who gets escalations in a channel (a user or user-group mention)."""
+    """The channel's escalation chain: primary target, then secondary after a delay, then the channel."""
 
     __tablename__ = "oncall"
 
     channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     target: Mapped[str] = mapped_column(String(200))
+    secondary: Mapped[str | None] = mapped_column(String(200))
+    secondary_after_seconds: Mapped[int | None]
+    channel_after_seconds: Mapped[int | None]
+    repeat_seconds: Mapped[int | None]
     set_by: Mapped[str] = mapped_column(String(64))
     set_at: Mapped[datetime]
 

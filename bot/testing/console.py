@@ -31,6 +31,7 @@ from bot.testing.slack_requests import (
     slash_body,
     view_submission_payload,
 )
+from messages.episodes import site_time
 from messages.form import initial_values
 
 CHANNEL = "C0ONCALL01"
@@ -75,12 +76,20 @@ class OffsetClock:
             self._offset += delta
 
 
+_SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+
+
+def plain_dates(text: str) -> str:
+    """Slack date tokens as their fallback text (already in the site's time zone), as a terminal shows them."""
+    return _SLACK_DATE.sub(r"\1", text)
+
+
 def _context_notes(message: dict[str, Any]) -> list[str]:
     """Context lines other than the last (the rulebook/judgment footer): what a click added."""
     blocks = [b for a in message.get("attachments") or [] for b in a.get("blocks") or []]
     blocks = blocks or list(message.get("blocks") or [])
     contexts = [b for b in blocks if b.get("type") == "context"][:-1]
-    return [e.get("text", "") for b in contexts for e in b.get("elements", [])]
+    return [plain_dates(e.get("text", "")) for b in contexts for e in b.get("elements", [])]
 
 
 class Console:
@@ -128,7 +137,7 @@ class Console:
                 self.say("\n── message updated: " + (" | ".join(notes) or "(content changed)"))
                 return
             self.say(f"\n── crsbot ({where}) " + "─" * 40)
-            self.say(params.get("text", ""))
+            self.say(plain_dates(params.get("text", "")))
             message = dict(params)
             message.setdefault("ts", call.response.get("ts") or params.get("ts"))
             self._list_buttons(message)
@@ -180,7 +189,7 @@ class Console:
                 self.say(f"   {exc}")
                 return True
             self.clock.advance(delta)
-            self.say(f"   bot clock is now {self.clock.now():%H:%M UTC}")
+            self.say(f"   bot clock is now {site_time(self.clock.now(), self.runtime.settings.zone)}")
             self.runtime.reminders.tick()
         else:
             self.say("   not understood: type /crs ..., press N, submit ..., advance 2h or quit")

@@ -43,7 +43,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
-    {"commands", "chat:write", "users:read", "channels:read", "groups:read"}
+    {"commands", "chat:write", "users:read", "channels:read", "groups:read", "channels:history",
+     "groups:history"}
 )
 """The scopes the bot gets in production, so a call needing more fails here too."""
 
@@ -60,6 +61,8 @@ SUPPORTED_METHODS: frozenset[str] = frozenset(
         "views.update",
         "users.info",
         "conversations.info",
+        "conversations.replies",
+        "conversations.history",
     }
 )
 
@@ -81,6 +84,7 @@ _SCOPE_FOR_METHOD: dict[str, str] = {
     "chat.update": "chat:write",
     "users.info": "users:read",
 }
+_HISTORY_METHODS = ("conversations.replies", "conversations.history")
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class _Fault:
     retry_after: int
     error: str
     remaining: int
+    delay: float = 0.0  # > 0: the call succeeds, but the answer is written only after this many seconds
 
 
 @dataclass
@@ -134,6 +139,7 @@ class _Reply:
     body: bytes
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 class _SlackError(Exception):
@@ -235,6 +241,8 @@ class FakeSlack:
             "views.update": self._views_update,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
         }
         self.add_user(bot_user_id, name="crsbot", real_name="crsbot", is_bot=True)
 
@@ -401,6 +409,17 @@ class FakeSlack:
         with self._lock:
             self._faults.setdefault(method, []).append(fault)
 
+    def respond_slowly(self, method: str, delay: float, times: int = 1) -> None:
+        """Accept the next ``times`` calls of ``method`` (the message is posted and visible at once) but
+        write the answer only after ``delay`` seconds, so a client with a shorter timeout gives up on a
+        call that in fact succeeded."""
+        if method not in SUPPORTED_METHODS:
+            raise ValueError(f"FakeSlack does not implement {method!r}")
+        if times < 1 or delay <= 0:
+            raise ValueError("times must be at least 1 and delay positive")
+        with self._lock:
+            self._faults.setdefault(method, []).append(_Fault(200, 0, "", times, delay))
+
     def subscribe(self, callback: Callable[[RecordedCall], None]) -> Callable[[], None]:
         """Call ``callback`` with every successful call; returns an unsubscribe function.
 
@@ -550,6 +569,9 @@ class FakeSlack:
         scope_header = {} if self._scopes is None else {"x-oauth-scopes": ",".join(sorted(self._scopes))}
         with self._changed:
             fault = self._take_fault(method) if method in self._api else None
+            delay = 0.0
+            if fault is not None and fault.delay > 0:
+                delay, fault = fault.delay, None
             if fault is not None:
                 status, payload = fault.status, {"ok": False, "error": fault.error}
             else:
@@ -564,7 +586,7 @@ class FakeSlack:
         headers_out = dict(scope_header)
         if fault is not None and fault.status == 429:
             headers_out["Retry-After"] = str(fault.retry_after)
-        return _Reply(status, _json_body(payload), headers=headers_out), call
+        return _Reply(status, _json_body(payload), headers=headers_out, delay=delay), call
 
     def _call_api(
         self, method: str, params: dict[str, Any], token: str | None, parse_error: str | None
@@ -706,6 +728,12 @@ class FakeSlack:
     # ------------------------------------------------------------------ helpers (lock held)
 
     def _needed_scope(self, method: str, params: dict[str, Any]) -> str | None:
+        if method in _HISTORY_METHODS:
+            channel_id = str(params.get("channel", ""))
+            if channel_id.startswith("D"):
+                return "im:history"
+            private = bool(self._channels.get(channel_id, {}).get("is_private")) or channel_id.startswith("G")
+            return "groups:history" if private else "channels:history"
         if method == "conversations.info":
             channel_id = str(params.get("channel", ""))
             channel = self._channels.get(channel_id)
@@ -752,6 +780,8 @@ class FakeSlack:
         for key in ("attachments", "thread_ts", "metadata"):
             if params.get(key):
                 message[key] = params[key]
+        if message.get("thread_ts") and _truthy(params.get("reply_broadcast")):
+            message["subtype"] = "thread_broadcast"
         return message
 
     def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
@@ -795,6 +825,11 @@ class FakeSlack:
         blocks = self._blocks(params, _MAX_MESSAGE_BLOCKS)
         if not params.get("text") and not blocks and not params.get("attachments"):
             raise _SlackError("no_text")
+        metadata = params.get("metadata")
+        if metadata is not None and not (
+                isinstance(metadata, dict) and isinstance(metadata.get("event_type"), str)
+                and metadata["event_type"] and isinstance(metadata.get("event_payload"), dict)):
+            raise _SlackError("invalid_metadata_format")
         message = self._new_message(params, blocks)
         message.update(user=self.bot_user_id, bot_id=self.bot_id, app_id=self.app_id)
         stored = {**message, "channel": channel}
@@ -927,6 +962,47 @@ class FakeSlack:
         return {"ok": True, "channel": copy.deepcopy(self._channels[channel_id])}
 
 
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The thread's parent and replies, oldest first; ``metadata`` only with include_all_metadata."""
+        channel = self._resolve_channel(self._require(params, "channel", "channel_not_found"))
+        ts = self._require(params, "ts", "thread_not_found")
+        stored = self._messages.get(channel, [])
+        thread = [m for m in stored if m["ts"] == ts or m.get("thread_ts") == ts]
+        if not any(m["ts"] == ts for m in thread):
+            raise _SlackError("thread_not_found")
+        return self._history_page(thread, params, newest_first=False)
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and broadcast replies), newest first, as Slack returns them."""
+        channel = self._resolve_channel(self._require(params, "channel", "channel_not_found"))
+        stored = [m for m in self._messages.get(channel, [])
+                  if not m.get("thread_ts") or m["thread_ts"] == m["ts"] or m.get("subtype") == "thread_broadcast"]
+        return self._history_page(stored, params, newest_first=True)
+
+    def _history_page(self, messages: list[dict[str, Any]], params: dict[str, Any], *,
+                      newest_first: bool) -> dict[str, Any]:
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or "inf")
+        selected = [m for m in messages if oldest <= float(m["ts"]) <= latest]
+        selected.sort(key=lambda m: float(m["ts"]), reverse=newest_first)
+        try:
+            limit = max(1, min(int(params.get("limit") or 100), 1000))
+            start = int(params.get("cursor") or 0)
+        except ValueError:
+            raise _SlackError("invalid_cursor") from None
+        page = selected[start:start + limit]
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        shown = []
+        for message in page:
+            item = {k: v for k, v in message.items() if k != "channel"}
+            if not with_metadata:
+                item.pop("metadata", None)
+            shown.append(copy.deepcopy(item))
+        more = start + limit < len(selected)
+        return {"ok": True, "messages": shown, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+
 def _set_content(message: dict[str, Any], params: dict[str, Any], blocks: list[dict[str, Any]] | None) -> None:
     """Overwrite a stored message's content with what an update sent."""
     if "text" in params:
@@ -1026,6 +1102,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     server_version = "FakeSlack/1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as Slack's API servers do
 
     def do_POST(self) -> None:
         self._serve("POST")
@@ -1041,6 +1118,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("FakeSlack failed on %s %s", http_method, self.path)
             reply = _Reply(500, _json_body({"ok": False, "error": "fatal_error"}))
+        if reply.delay > 0:
+            time.sleep(reply.delay)
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
