@@ -238,6 +238,13 @@ def populate_part(url: str, plan: Plan, part: int, parts: int) -> int:
     defaults = Settings()  # the shipped cadence, as the crsbot child will use it
     intervals = parse_intervals(defaults.reassess_intervals)
     engine = make_engine(url)
+    if url.startswith("sqlite"):
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _no_fsync(dbapi_connection: Any, _record: Any) -> None:  # set-up only: not part of any figure
+            dbapi_connection.execute("PRAGMA synchronous = OFF")
+
     clock = ManualClock(EPOCH)
     store = Store(engine, clock)
     booker = ReminderEngine(store, clock, None, "bench-populate",  # type: ignore[arg-type]  (books only)
@@ -552,15 +559,17 @@ def baseline_child(conn: Connection, config: dict[str, Any]) -> None:
 
 
 def reminder_payload() -> dict[str, Any]:
-    """The payload `CrsService.deliver` posts for an on-time reminder (no on-call set)."""
+    """The payload `CrsService.render_reminder` gives an on-time reminder (no chain set: the assessor)."""
     from types import SimpleNamespace
 
+    from bot.episodes.policy import SNOOZE
     from messages.blocks import button_value
     from messages.episodes import reminder_message
 
     episode = SimpleNamespace(id=1, patient_label="bed000", product="iv", current_grade=3, worst_grade=3,
                               opened_at=EPOCH)
-    return reminder_message(episode, None, button_value(e=1, t="patient=bed000 product=iv"), timedelta(0), 0)
+    return reminder_message(episode, USER, False, button_value(e=1, t="patient=bed000 product=iv"), timedelta(0), 0,
+                            SNOOZE)
 
 
 # --------------------------------------------------------------------------- the run

@@ -26,6 +26,7 @@ from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
 LISTENER_THREADS = 64
+CLAIM_LEAD = timedelta(milliseconds=250)  # reminders are claimed this early and posted at their due time
 
 
 @dataclass
@@ -80,7 +81,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         reminders = ReminderEngine(store, clock, notifier, default_replica_id(), policy,
                                    lease=parse_duration(settings.claim_lease),
                                    post_timeout=timedelta(seconds=settings.slack_timeout),
-                                   retry_base=parse_duration(settings.retry_after), max_idle=settings.tick_seconds)
+                                   retry_base=parse_duration(settings.retry_after), max_idle=settings.tick_seconds,
+                                   lead=CLAIM_LEAD)
     except ValueError as exc:
         raise SettingsError(f"CRSBOT_CLAIM_LEASE: {exc}") from None
     service.reminders = reminders

@@ -19,7 +19,7 @@ from bot.episodes.policy import SNOOZE
 from bot.slack.sender import Sender
 from bot.settings import Settings, parse_duration
 from bot.storage.records import Episode
-from bot.storage.kinds import ReminderKind
+from bot.storage.kinds import AnswerAction, ReminderKind, ReminderStatus
 from bot.storage.store import AnswerOutcome, Store
 from grading.crs import grade_crs
 from grading.decide import decide_crs, decide_icans
@@ -208,8 +208,8 @@ class CrsService:
     def status(self, channel: str) -> Payload:
         rows = []
         for ep in self.store.open_episodes(channel):
-            pending = [r.due_at for r in self.store.reminders(episode_id=ep.id, status="pending")
-                       if r.kind == "reassess"]
+            pending = [r.due_at for r in self.store.reminders(episode_id=ep.id, status=ReminderStatus.PENDING)
+                       if r.kind == ReminderKind.REASSESS]
             rows.append((ep, min(pending, default=None)))
         chain = self.reminders.policy.chain(self.store.get_oncall(channel)) if self.reminders else None
         described = (chain_text(chain.primary, chain.secondary, chain.secondary_after, chain.channel_after,
@@ -294,7 +294,7 @@ class CrsService:
         data = json.loads(value or "{}")
         episode_id = data.get("e")
         if action == ActionId.REASSESSED:
-            self._answer(episode_id, user, "reassessed")
+            self._answer(episode_id, user, AnswerAction.REASSESSED)
             self.open_form(channel, trigger_id, prefill=data.get("t"))
             return f":stethoscope: <@{user}> is reassessing"
         if action == ActionId.NEW_ASSESSMENT:
@@ -304,12 +304,12 @@ class CrsService:
         if action == ActionId.SNOOZE:
             if episode_id is None:
                 return f":zzz: <@{user}> snoozed (no patient label, so no reminder is tracked)"
-            outcome = self._answer(episode_id, user, "snooze")
+            outcome = self._answer(episode_id, user, AnswerAction.SNOOZE)
             until = f" (until {slack_time(outcome.snoozed_until, self.settings.zone)})" if outcome else ""
             return f":zzz: <@{user}> snoozed this reminder{until}; a later reminder keeps its time"
         if action == ActionId.ACK:
             if episode_id is not None:
-                self._answer(episode_id, user, "ack")
+                self._answer(episode_id, user, AnswerAction.ACK)
             return f":raising_hand: <@{user}> is on it: escalation stopped"
         if action == ActionId.RESOLVED:
             if episode_id is None:

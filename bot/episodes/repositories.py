@@ -79,22 +79,23 @@ class ReminderRepository:
     # ------------------------------------------------------------------ claim
 
     @staticmethod
-    def _claimable(now: datetime) -> Any:
+    def _claimable(now: datetime, due_by: datetime) -> Any:
         return or_(
-            and_(ReminderRow.status == ReminderStatus.PENDING, ReminderRow.due_at <= now),
+            and_(ReminderRow.status == ReminderStatus.PENDING, ReminderRow.due_at <= due_by),
             and_(ReminderRow.status == ReminderStatus.CLAIMED,
                  func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at) < now),
         )
 
     def claim_batch(self, replica_id: str, token: str, now: datetime, lease_until: datetime,
-                    limit: int) -> ClaimedBatch | None:
-        """Claim up to `limit` due (or lease-expired) reminders with one UPDATE; None if nothing is due.
+                    limit: int, due_by: datetime | None = None) -> ClaimedBatch | None:
+        """Claim up to `limit` reminders due by `due_by` (default `now`) or lease-expired, with one
+        UPDATE; None if nothing is due.
 
         A taken-over claim (status was already 'claimed') is flagged maybe_posted: its holder may
         have posted before it died or lost the database.
         """
         now, lease_until = as_utc(now), as_utc(lease_until)
-        pick = (select(ReminderRow.id).where(self._claimable(now))
+        pick = (select(ReminderRow.id).where(self._claimable(now, as_utc(due_by or now)))
                 .order_by(ReminderRow.due_at, ReminderRow.id).limit(limit))
         if self._pg:
             pick = pick.with_for_update(skip_locked=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.storage.kinds import EpisodeStatus
 from bot.storage.tables import AssessmentRow, AuditRow, EpisodeRow, OncallRow, ReminderRow
 
 __all__ = [
@@ -41,7 +42,7 @@ class Episode:
 
     @property
     def is_open(self) -> bool:
-        return self.status == "open"
+        return self.status == EpisodeStatus.OPEN
 
     @classmethod
     def of(cls, row: EpisodeRow) -> Episode:

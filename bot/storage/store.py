@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
 from bot.storage.db import notify_bookings
-from bot.storage.kinds import AnswerAction, ReminderKind, ReminderStatus
+from bot.storage.kinds import AnswerAction, AssessmentKind, EpisodeStatus, ReminderKind, ReminderStatus
 from bot.storage.records import (
     Assessment,
     AuditEntry,
@@ -141,7 +141,7 @@ class Store:
             kind=kind,
             due_at=due,
             first_due_at=due,
-            status="pending",
+            status=ReminderStatus.PENDING,
             attempts=0,
             created_at=now,
         )
@@ -174,10 +174,10 @@ class Store:
             update(ReminderRow)
             .where(
                 ReminderRow.episode_id == episode_id,
-                ReminderRow.status == "pending",
+                ReminderRow.status == ReminderStatus.PENDING,
                 ReminderRow.kind.in_(list(kinds)),
             )
-            .values(status="cancelled")
+            .values(status=ReminderStatus.CANCELLED)
             .execution_options(synchronize_session=False)
         )
         return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
@@ -189,12 +189,13 @@ class Store:
             session.scalars(
                 select(ReminderRow.id).where(
                     ReminderRow.episode_id == episode_id,
-                    ReminderRow.status == "sent",
+                    ReminderRow.status == ReminderStatus.SENT,
                     ReminderRow.kind.in_(CADENCE_KINDS),
                 )
             )
         )
-        Store._set_status(session, ids, ("sent",), {"status": "answered", "answered_by": user_id, "answered_at": now})
+        Store._set_status(session, ids, (ReminderStatus.SENT,),
+                          {"status": ReminderStatus.ANSWERED, "answered_by": user_id, "answered_at": now})
         return ids
 
     # ---------------------------------------------------------------- assessments
@@ -258,7 +259,7 @@ class Store:
                     .where(
                         EpisodeRow.channel_id == channel_id,
                         EpisodeRow.patient_label == label,
-                        EpisodeRow.status == "open",
+                        EpisodeRow.status == EpisodeStatus.OPEN,
                     )
                     .with_for_update()
                 ).one_or_none()
@@ -268,19 +269,19 @@ class Store:
                         EpisodeRow.channel_id == channel_id,
                         EpisodeRow.patient_label == label,
                         EpisodeRow.product == product,
-                        EpisodeRow.status == "resolved",
+                        EpisodeRow.status == EpisodeStatus.RESOLVED,
                     )
                     .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
                     .limit(1)
                 ).one_or_none()
                 if episode is None:
                     episode = EpisodeRow(
-                        channel_id=channel_id, patient_label=label, product=product, status="open", opened_at=now
+                        channel_id=channel_id, patient_label=label, product=product, status=EpisodeStatus.OPEN, opened_at=now
                     )
                     session.add(episode)
                     session.flush()  # raises IntegrityError here if another replica won the race
                     is_new = True
-                if kind == "crs" and grade is not None:
+                if kind == AssessmentKind.CRS and grade is not None:
                     episode.current_grade = grade
                     episode.worst_grade = grade if episode.worst_grade is None else max(episode.worst_grade, grade)
             row = AssessmentRow(
@@ -361,7 +362,7 @@ class Store:
                 select(EpisodeRow).where(
                     EpisodeRow.channel_id == channel_id,
                     EpisodeRow.patient_label == label,
-                    EpisodeRow.status == "open",
+                    EpisodeRow.status == EpisodeStatus.OPEN,
                 )
             ).one_or_none()
             return Episode.of(row) if row is not None else None
@@ -376,7 +377,7 @@ class Store:
                     EpisodeRow.channel_id == channel_id,
                     EpisodeRow.patient_label == label,
                     EpisodeRow.product == product,
-                    EpisodeRow.status == "resolved",
+                    EpisodeRow.status == EpisodeStatus.RESOLVED,
                 )
                 .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
                 .limit(1)
@@ -387,7 +388,7 @@ class Store:
         with self._tx() as session:
             rows = session.scalars(
                 select(EpisodeRow)
-                .where(EpisodeRow.channel_id == channel_id, EpisodeRow.status == "open")
+                .where(EpisodeRow.channel_id == channel_id, EpisodeRow.status == EpisodeStatus.OPEN)
                 .order_by(EpisodeRow.opened_at, EpisodeRow.id)
             )
             return [Episode.of(r) for r in rows]
@@ -430,7 +431,7 @@ class Store:
                 .where(
                     EpisodeRow.channel_id == channel_id,
                     EpisodeRow.patient_label == label,
-                    EpisodeRow.status == "open",
+                    EpisodeRow.status == EpisodeStatus.OPEN,
                 )
                 .with_for_update()
             ).one_or_none()
@@ -446,7 +447,7 @@ class Store:
         now = self._now()
         with self._tx() as session:
             row = self._require_episode(session, episode_id)
-            if row.status != "open":
+            if row.status != EpisodeStatus.OPEN:
                 return None
             self._resolve(session, row, user_id, symptom_free_hours, now)
             return Episode.of(row)
@@ -457,7 +458,7 @@ class Store:
         """Close the episode, stop its reassessment cycle and book the symptom-free notice (if hours given)."""
         if hours is not None and hours < 0:
             raise ValueError(f"symptom_free_hours must not be negative, got {hours}")
-        row.status = "resolved"
+        row.status = EpisodeStatus.RESOLVED
         row.resolved_at = now
         row.resolved_by = user_id
         row.symptom_free_until = now + timedelta(hours=hours) if hours else None
@@ -465,7 +466,7 @@ class Store:
         answered = self._mark_answered(session, row.id, user_id, now)
         notice = None
         if row.symptom_free_until is not None:
-            notice = self._add_reminder(session, row.id, "symptom_free", row.symptom_free_until, now)
+            notice = self._add_reminder(session, row.id, ReminderKind.SYMPTOM_FREE, row.symptom_free_until, now)
         session.flush()
         self._add_audit(
             session,
@@ -577,7 +578,8 @@ class Store:
     def cancel_reminder(self, reminder_id: int) -> bool:
         """Cancel one pending reminder; False if it was not pending (already posted, claimed or gone)."""
         with self._tx() as session:
-            return self._set_status(session, [reminder_id], ("pending",), {"status": "cancelled"}) == 1
+            return self._set_status(session, [reminder_id], (ReminderStatus.PENDING,),
+                                    {"status": ReminderStatus.CANCELLED}) == 1
 
     def schedule_reminder(self, episode_id: int, kind: str, due_at: datetime) -> Reminder:
         """Add one pending reminder (no cancellation of others)."""
@@ -619,7 +621,7 @@ class Store:
                         row.patient_label,
                         {"episode_id": episode_id, "action": "assessment", "reminder_ids": list(answered)},
                     )
-            if new_kind is None or due_at is None or row.status != "open":
+            if new_kind is None or due_at is None or row.status != EpisodeStatus.OPEN:
                 return None
             reminder = self._add_reminder(session, episode_id, new_kind, due_at, now)
             session.flush()
@@ -640,15 +642,15 @@ class Store:
         """
         if action not in ANSWER_ACTIONS:
             raise ValueError(f"unknown answer action {action!r}; expected one of {ANSWER_ACTIONS}")
-        if action == "snooze" and snooze_until is None:
+        if action == AnswerAction.SNOOZE and snooze_until is None:
             raise ValueError("snooze needs snooze_until")
         now = self._now()
         with self._tx() as session:
             row = self._require_episode(session, episode_id)
             answered = self._mark_answered(session, episode_id, user_id, now)
-            self._cancel_pending(session, episode_id, ("escalation",))
+            self._cancel_pending(session, episode_id, (ReminderKind.ESCALATION,))
             snoozed: datetime | None = None
-            if row.status == "open" and action == AnswerAction.SNOOZE:
+            if row.status == EpisodeStatus.OPEN and action == AnswerAction.SNOOZE:
                 assert snooze_until is not None
                 snoozed = as_utc(snooze_until)
                 session.execute(
