@@ -1,5 +1,5 @@
 """Reminder delivery at scale: 10,000 pending reminders across 500 channels, delivered by the real
-ReminderEngine and `CrsService.deliver`, beside a bare APScheduler date-job baseline (issue 4).
+ReminderEngine and its Slack notifier, beside a bare APScheduler date-job baseline (issue 4).
 
     .venv/bin/python bench/reminders.py                       # SQLite file in a temp dir, table output
     .venv/bin/python bench/reminders.py --json                # machine-readable
@@ -21,7 +21,7 @@ and is reset between phases. With `--database-url`, that PostgreSQL server gets 
    due 2 min to 62 min after it, so all 10,000 are pending throughout the window.
 2. crsbot, on time: a child process builds the bot exactly as `crsbot serve` does (`bot.app.build_runtime`
    with the default settings: 1 s tick, 100 episodes per tick; `bot.slack.serve.make_server` on waitress; the
-   real Bolt app and `CrsService.deliver` posting with slack_sdk to the fake). Its clock is the
+   real Bolt app and the engine's Slack notifier posting over the shared kept-alive client to the fake). Its clock is the
    system clock plus a constant offset (time is injectable), so the populated due times lie just ahead
    of it without re-populating for each phase. During the second half of the window a thread in the
    parent sends signed `/crs` commands over HTTP at `--crs-rate` per second (4 in 5 grade a new
@@ -354,7 +354,7 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
             ticks["longest_s"] = max(ticks["longest_s"], spent)
 
     runtime.reminders.tick = timed_tick  # type: ignore[method-assign]
-    store = runtime.service.store
+    store = runtime.deps.store
     virtual_start = EPOCH + (CATCH_UP_JUMP if config["mode"] == "catch_up" else timedelta(0))
     clock.offset = virtual_start - datetime.now(timezone.utc)
     expected: int | None = None
@@ -559,7 +559,7 @@ def baseline_child(conn: Connection, config: dict[str, Any]) -> None:
 
 
 def reminder_payload() -> dict[str, Any]:
-    """The payload `CrsService.render_reminder` gives an on-time reminder (no chain set: the assessor)."""
+    """The payload `bot.handlers.reminders.render` gives an on-time reminder (no chain set: the assessor)."""
     from types import SimpleNamespace
 
     from bot.episodes.policy import SNOOZE
