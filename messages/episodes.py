@@ -105,6 +105,13 @@ def no_chain_prompt(user: str) -> str:
             f"<@{user}> (who ran this assessment), escalating to the channel. Set one: {CHAIN_HELP}")
 
 
+def with_notice(payload: dict[str, Any], notice: str) -> dict[str, Any]:
+    """A message payload with a notice line under its header, in the blocks and the notification text."""
+    block = {"type": "section", "text": {"type": "mrkdwn", "text": clip(notice, 3000)}}
+    return {**payload, "text": clip(f"{payload.get('text', '')}\n{notice}", 3900),
+            "blocks": [*(payload.get("blocks") or []), block]}
+
+
 def chain_text(primary: str | None, secondary: str | None, secondary_after: timedelta, channel_after: timedelta,
                repeat: timedelta) -> str:
     if primary is None:

@@ -95,7 +95,7 @@ def is_reminder(call: RecordedCall) -> bool:
 
 def is_assessment(call: RecordedCall) -> bool:
     return (call.method == "chat.postMessage" and call.ok
-            and not str(call.params.get("text", "")).startswith((":alarm_clock:", ":rotating_light:", ":warning:")))
+            and not str(call.params.get("text", "")).startswith((":alarm_clock:", ":rotating_light:")))
 
 
 def set_chain(bot: Served, channels: list[str]) -> None:

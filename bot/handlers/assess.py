@@ -18,7 +18,7 @@ from bot.handlers.deps import Call, Deps, Payload
 from bot.seal import button_scope, form_scope
 from grading.errors import InputError
 from messages.blocks import assessment_buttons, render_message
-from messages.episodes import UNTRACKED_FOOTER, no_chain_prompt, reminder_footer
+from messages.episodes import UNTRACKED_FOOTER, no_chain_prompt, reminder_footer, with_notice
 from messages.form import build_form
 from messages.layout import crs_layout, layout_for
 from messages.refusals import FORM_NEEDS_TRIGGER
@@ -65,13 +65,11 @@ def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
     value = deps.sealer.seal(button_scope(call.channel), t=call.text, a=recorded.assessment_id,
                              e=episode.id if episode else None)
     payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
-    post_assessment(deps, call.channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
     if episode and recorded.is_new_episode and deps.reminders is not None \
             and deps.store.get_oncall(call.channel) is None:
-        # Shown to everyone (in the thread and the channel), so the team sees nobody is set to be paged.
-        thread = deps.store.get_episode(episode.id)
-        deps.sender.post(call.channel, {"text": no_chain_prompt(call.user), "reply_broadcast": True},
-                         thread_ts=thread.thread_ts if thread else None)
+        # In the channel post itself, so the whole team sees that nobody is set to be paged.
+        payload = with_notice(payload, no_chain_prompt(call.user))
+    post_assessment(deps, call.channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
 
 
 def icans(deps: Deps, call: Call) -> None:
