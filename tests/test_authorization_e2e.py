@@ -112,11 +112,11 @@ def test_a_forged_value_naming_b_s_episode_is_refused(wards: Served, store: Stor
     assert episode is not None
     own = post_graded(wards, WARD_A, GRADE_3)
     for value in (json.dumps({"e": episode.id}),  # unsealed
-                  json.dumps({**button_value(victim, ActionId.SNOOZE.value), "e": episode.id}),  # B's seal, in A
-                  json.dumps({**button_value(own, ActionId.SNOOZE.value), "e": episode.id})):  # A's seal, edited
+                  json.dumps({**button_value(victim, ActionId.RESOLVED.value), "e": episode.id}),  # B's seal, in A
+                  json.dumps({**button_value(own, ActionId.RESOLVED.value), "e": episode.id})):  # A's seal, edited
         mark = wards.mark()
-        forged = with_value(own, ActionId.SNOOZE.value, value)
-        assert wards.click(forged, ActionId.SNOOZE.value, channel=WARD_A).status == 200
+        forged = with_value(own, ActionId.RESOLVED.value, value)
+        assert wards.click(forged, ActionId.RESOLVED.value, channel=WARD_A).status == 200
         assert "nothing was changed" in refusal_to(wards, WARD_A, mark)
         changed_nothing(wards, mark, WARD_B)
     assert store.get_episode(episode.id).status == "open"  # type: ignore[union-attr]

@@ -602,3 +602,57 @@ def test_start_ticks_in_the_background_until_shutdown(store: Store, clock: Manua
     assert not engine.running
     time.sleep(0.2)  # no further ticks after shutdown, and nothing was posted twice
     assert [p.reminder.episode_id for p in slack.posts] == [episode.id]
+
+
+# ------------------------------------------------------------------- wake-ups
+
+
+def _system_engine(url: str, slack: FakeSlack, replica: str, max_idle: float) -> tuple[ReminderEngine, object]:
+    from bot.clock import SystemClock
+
+    db = make_engine(url)
+    fast = ReminderPolicy({g: timedelta(milliseconds=400) for g in (1, 2, 3, 4)}, timedelta(hours=1))
+    return ReminderEngine(Store(db, SystemClock()), SystemClock(), slack, replica, fast, max_idle=max_idle), db
+
+
+def test_a_booking_wakes_the_sleeping_engine_in_process(db_url: str) -> None:
+    """The engine sleeps up to `max_idle` (60 s here) when nothing is due; a booking wakes it at once."""
+    slack = FakeSlack()
+    posted = threading.Event()
+    slack.on_post = lambda due: posted.set()
+    engine, db = _system_engine(db_url, slack, "r1", max_idle=60)
+    try:
+        engine.start()
+        time.sleep(0.3)  # asleep, with nothing booked
+        recorded = engine.store.record_assessment(CH, "Bed W1", "iv", "crs", {}, {}, 2, "astct-2019", "1.0.0", "U1")
+        engine.schedule_after_assessment(recorded.episode.id, 2, "U1")  # type: ignore[union-attr]
+        assert posted.wait(timeout=15), "the engine slept through the booking (it should wake at once)"
+    finally:
+        engine.shutdown()
+        db.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_a_booking_by_another_replica_wakes_this_one_through_listen_notify(pg_module_url: str) -> None:
+    """Replica B books; replica A, asleep for up to 60 s, is woken by PostgreSQL's NOTIFY and posts."""
+    from tests.db_fixtures import APP_TABLES
+
+    setup = make_engine(pg_module_url)
+    with setup.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
+    slack_a, slack_b = FakeSlack(), FakeSlack()
+    posted = threading.Event()
+    slack_a.on_post = lambda due: posted.set()
+    engine_a, db_a = _system_engine(pg_module_url, slack_a, "replica-a", max_idle=60)
+    engine_b, db_b = _system_engine(pg_module_url, slack_b, "replica-b", max_idle=60)  # never started
+    try:
+        engine_a.start()
+        time.sleep(1.0)  # A is listening and asleep
+        recorded = engine_b.store.record_assessment(CH, "Bed W2", "iv", "crs", {}, {}, 2, "astct-2019", "1.0.0", "U1")
+        engine_b.schedule_after_assessment(recorded.episode.id, 2, "U1")  # type: ignore[union-attr]
+        assert posted.wait(timeout=15), "replica A was not woken by replica B's booking"
+        assert slack_b.posts == []
+    finally:
+        engine_a.shutdown()
+        for db in (db_a, db_b, setup):
+            db.dispose()  # type: ignore[attr-defined]

@@ -1,6 +1,8 @@
-"""Reminder delivery storage: SQL only, no rules.
+"""Episode and reminder storage: SQL only, no rules.
 
-The engine decides what happens to a claimed reminder (post, reconcile, retry, give up) and what
+Episodes, reminder bookings and answers, and the on-call chain are what commands and buttons change
+(`EpisodeRepository`, `BookingRepository`, `OncallRepository`, composed into `Store`). Delivery is the
+engine's (`ReminderRepository`): the engine decides what happens to a claimed reminder (post, reconcile, retry, give up) and what
 to book next (the policy's answer); this module only makes those decisions durable, batch-wise:
 one statement claims a batch (`UPDATE ... RETURNING`, with `FOR UPDATE SKIP LOCKED` on PostgreSQL
 so replicas take disjoint batches), one transaction records a batch's outcomes. Every claim gets a
@@ -16,15 +18,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import as_utc
 from bot.storage.db import notify_bookings
-from bot.storage.kinds import EpisodeStatus, ReminderKind, ReminderStatus
-from bot.storage.records import Episode, Oncall, Reminder
-from bot.storage.tables import AssessmentRow, AuditRow, EpisodeRow, OncallRow, ReminderRow
+from bot.storage.repository import ANSWER_ACTIONS, INTEGRITY_RETRIES, NotFound, Repository, clean_label, iso
+from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind, ReminderStatus
+from bot.storage.records import Assessment, Episode, EpisodeHistory, Oncall, Reminder
+from bot.storage.tables import REMINDER_KINDS, AssessmentRow, AuditRow, EpisodeRow, OncallRow, ReminderRow
 
-__all__ = ["Booking", "ClaimedBatch", "Outcome", "ReminderRepository"]
+__all__ = ["AnswerOutcome", "Booking", "BookingRepository", "ClaimedBatch", "EpisodeRepository", "OncallRepository",
+           "Outcome", "ReminderRepository"]
 
 
 @dataclass(frozen=True)
@@ -260,3 +265,335 @@ class ReminderRepository:
             session.execute(insert(ReminderRow), rows)
             notify_bookings(session)
 
+
+# ---------------------------------------------------------------------------- bookings and answers
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """What answering a reminder changed, for the Slack reply."""
+
+    episode: Episode
+    action: str
+    answered_ids: tuple[int, ...]
+    snoozed_until: datetime | None
+
+
+class EpisodeRepository(Repository):
+    """Episodes: their thread, recurrence, lookups, history and resolution."""
+
+    def set_episode_thread(self, episode_id: int, ts: str) -> None:
+        """Remember the Slack ts of the episode's first post (reminders reply in its thread)."""
+        with self._tx() as session:
+            self._require_episode(session, episode_id).thread_ts = ts
+
+    def mark_recurrence(self, episode_id: int, previous_episode_id: int) -> Episode:
+        """Link an episode to the resolved one it recurs after (the caller judged it a recurrence)."""
+        if episode_id == previous_episode_id:
+            raise ValueError("an episode cannot be a recurrence of itself")
+        with self._tx() as session:
+            row = self._require_episode(session, episode_id)
+            if session.get(EpisodeRow, previous_episode_id) is None:
+                raise NotFound(f"no episode with id {previous_episode_id}")
+            row.recurrent_of = previous_episode_id
+            return Episode.of(row)
+
+    def get_episode(self, episode_id: int) -> Episode | None:
+        with self._tx() as session:
+            row = session.get(EpisodeRow, episode_id)
+            return Episode.of(row) if row is not None else None
+
+    def find_open_episode(self, channel_id: str, patient_label: str) -> Episode | None:
+        label = clean_label(patient_label)
+        with self._tx() as session:
+            row = session.scalars(
+                select(EpisodeRow).where(
+                    EpisodeRow.channel_id == channel_id,
+                    EpisodeRow.patient_label == label,
+                    EpisodeRow.status == EpisodeStatus.OPEN,
+                )
+            ).one_or_none()
+            return Episode.of(row) if row is not None else None
+
+    def last_resolved_episode(self, channel_id: str, patient_label: str, product: str) -> Episode | None:
+        """The patient's most recently resolved episode with this product: what recurrence is judged against."""
+        label = clean_label(patient_label)
+        with self._tx() as session:
+            row = session.scalars(
+                select(EpisodeRow)
+                .where(
+                    EpisodeRow.channel_id == channel_id,
+                    EpisodeRow.patient_label == label,
+                    EpisodeRow.product == product,
+                    EpisodeRow.status == EpisodeStatus.RESOLVED,
+                )
+                .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return Episode.of(row) if row is not None else None
+
+    def open_episodes(self, channel_id: str) -> list[Episode]:
+        with self._tx() as session:
+            rows = session.scalars(
+                select(EpisodeRow)
+                .where(EpisodeRow.channel_id == channel_id, EpisodeRow.status == EpisodeStatus.OPEN)
+                .order_by(EpisodeRow.opened_at, EpisodeRow.id)
+            )
+            return [Episode.of(r) for r in rows]
+
+    def episode_history(self, channel_id: str, patient_label: str) -> list[EpisodeHistory]:
+        """All episodes of one patient in a channel, oldest first, each with its assessments in time order."""
+        label = clean_label(patient_label)
+        with self._tx() as session:
+            episodes = list(
+                session.scalars(
+                    select(EpisodeRow)
+                    .where(EpisodeRow.channel_id == channel_id, EpisodeRow.patient_label == label)
+                    .order_by(EpisodeRow.opened_at, EpisodeRow.id)
+                )
+            )
+            ids = [e.id for e in episodes]
+            by_episode: dict[int, list[Assessment]] = {i: [] for i in ids}
+            if ids:
+                for a in session.scalars(
+                    select(AssessmentRow)
+                    .where(AssessmentRow.episode_id.in_(ids))
+                    .order_by(AssessmentRow.created_at, AssessmentRow.id)
+                ):
+                    by_episode[a.episode_id].append(Assessment.of(a))  # type: ignore[index]
+            return [EpisodeHistory(Episode.of(e), tuple(by_episode[e.id])) for e in episodes]
+
+    def resolve_episode(
+        self, channel_id: str, patient_label: str, user_id: str, symptom_free_hours: float | None
+    ) -> Episode | None:
+        """Resolve the patient's open episode; None if there is none.
+
+        `symptom_free_hours` None (or 0) books no symptom-free notice, for
+        rulebooks that do not define the interval.
+        """
+        label = clean_label(patient_label)
+        now = self._now()
+        with self._tx() as session:
+            row = session.scalars(
+                select(EpisodeRow)
+                .where(
+                    EpisodeRow.channel_id == channel_id,
+                    EpisodeRow.patient_label == label,
+                    EpisodeRow.status == EpisodeStatus.OPEN,
+                )
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                return None
+            self._resolve(session, row, user_id, symptom_free_hours, now)
+            return Episode.of(row)
+
+    def resolve_episode_by_id(
+        self, episode_id: int, user_id: str, symptom_free_hours: float | None
+    ) -> Episode | None:
+        """Resolve an episode by id; None if it was already resolved. Hours as in `resolve_episode`."""
+        now = self._now()
+        with self._tx() as session:
+            row = self._require_episode(session, episode_id)
+            if row.status != EpisodeStatus.OPEN:
+                return None
+            self._resolve(session, row, user_id, symptom_free_hours, now)
+            return Episode.of(row)
+
+    def _resolve(
+        self, session: Session, row: EpisodeRow, user_id: str, hours: float | None, now: datetime
+    ) -> None:
+        """Close the episode, stop its reassessment cycle and book the symptom-free notice (if hours given)."""
+        if hours is not None and hours < 0:
+            raise ValueError(f"symptom_free_hours must not be negative, got {hours}")
+        row.status = EpisodeStatus.RESOLVED
+        row.resolved_at = now
+        row.resolved_by = user_id
+        row.symptom_free_until = now + timedelta(hours=hours) if hours else None
+        cancelled = self._cancel_pending(session, row.id, REMINDER_KINDS)
+        answered = self._mark_answered(session, row.id, user_id, now)
+        notice = None
+        if row.symptom_free_until is not None:
+            notice = self._add_reminder(session, row.id, ReminderKind.SYMPTOM_FREE, row.symptom_free_until, now)
+        session.flush()
+        self._add_audit(
+            session,
+            now,
+            "resolve",
+            row.channel_id,
+            user_id,
+            row.patient_label,
+            {
+                "episode_id": row.id,
+                "worst_grade": row.worst_grade,
+                "cancelled_reminders": cancelled,
+                "answered_reminders": list(answered),
+                "symptom_free_reminder_id": notice.id if notice is not None else None,
+                "symptom_free_until": iso(row.symptom_free_until),
+            },
+        )
+
+
+class OncallRepository(Repository):
+    """The channel's escalation chain."""
+
+    def set_oncall(self, channel_id: str, target: str, user_id: str, *, secondary: str | None = None,
+                   secondary_after: timedelta | None = None, channel_after: timedelta | None = None,
+                   repeat: timedelta | None = None) -> Oncall:
+        """Set the channel's escalation chain (replaces the previous one); None delays keep site defaults."""
+        target = target.strip()
+        if not target:
+            raise ValueError("on-call target must not be empty")
+
+        def secs(value: timedelta | None) -> int | None:
+            return int(value.total_seconds()) if value is not None else None
+
+        chain = {"secondary": secondary, "secondary_after_seconds": secs(secondary_after),
+                 "channel_after_seconds": secs(channel_after), "repeat_seconds": secs(repeat)}
+        for attempt in range(1, INTEGRITY_RETRIES + 1):
+            now = self._now()
+            try:
+                with self._tx() as session:
+                    row = session.get(OncallRow, channel_id, with_for_update=True)
+                    previous = row.target if row is not None else None
+                    if row is None:
+                        row = OncallRow(channel_id=channel_id, target=target, set_by=user_id, set_at=now, **chain)
+                        session.add(row)
+                    else:
+                        row.target, row.set_by, row.set_at = target, user_id, now
+                        for key, value in chain.items():
+                            setattr(row, key, value)
+                    self._add_audit(session, now, "oncall_set", channel_id, user_id, None,
+                                    {"target": target, "previous": previous, **chain})
+                    session.flush()
+                    return Oncall.of(row)
+            except IntegrityError:
+                if attempt == INTEGRITY_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get_oncall(self, channel_id: str) -> Oncall | None:
+        with self._tx() as session:
+            row = session.get(OncallRow, channel_id)
+            return Oncall.of(row) if row is not None else None
+
+
+class BookingRepository(Repository):
+    """Reminders as commands and answers book, cancel and answer them (delivery is ReminderRepository's)."""
+
+    def get_reminder(self, reminder_id: int) -> Reminder | None:
+        with self._tx() as session:
+            row = session.get(ReminderRow, reminder_id)
+            return Reminder.of(row) if row is not None else None
+
+    def reminders(self, episode_id: int | None = None, status: str | None = None) -> list[Reminder]:
+        """Reminders (optionally of one episode / in one status) ordered by due time."""
+        with self._tx() as session:
+            stmt = select(ReminderRow).order_by(ReminderRow.due_at, ReminderRow.id)
+            if episode_id is not None:
+                stmt = stmt.where(ReminderRow.episode_id == episode_id)
+            if status is not None:
+                stmt = stmt.where(ReminderRow.status == status)
+            return [Reminder.of(r) for r in session.scalars(stmt)]
+
+    def cancel_reminder(self, reminder_id: int) -> bool:
+        """Cancel one pending reminder; False if it was not pending (already posted, claimed or gone)."""
+        with self._tx() as session:
+            return self._set_status(session, [reminder_id], (ReminderStatus.PENDING,),
+                                    {"status": ReminderStatus.CANCELLED}) == 1
+
+    def schedule_reminder(self, episode_id: int, kind: str, due_at: datetime) -> Reminder:
+        """Add one pending reminder (no cancellation of others)."""
+        now = self._now()
+        with self._tx() as session:
+            self._require_episode(session, episode_id)
+            row = self._add_reminder(session, episode_id, kind, due_at, now)
+            session.flush()
+            return Reminder.of(row)
+
+    def reschedule(
+        self,
+        episode_id: int,
+        cancel_kinds: Collection[str],
+        new_kind: str | None = None,
+        due_at: datetime | None = None,
+        *,
+        answered_by: str | None = None,
+    ) -> Reminder | None:
+        """Atomically cancel the episode's pending reminders of `cancel_kinds` and book a new one.
+
+        With `answered_by`, posted reminders are also marked answered (a new
+        assessment is the answer to "please reassess"). Nothing new is booked for
+        a resolved episode.
+        """
+        now = self._now()
+        with self._tx() as session:
+            row = self._require_episode(session, episode_id)
+            self._cancel_pending(session, episode_id, cancel_kinds)
+            if answered_by is not None:
+                answered = self._mark_answered(session, episode_id, answered_by, now)
+                if answered:
+                    self._add_audit(
+                        session,
+                        now,
+                        "reminder_answered",
+                        row.channel_id,
+                        answered_by,
+                        row.patient_label,
+                        {"episode_id": episode_id, "action": "assessment", "reminder_ids": list(answered)},
+                    )
+            if new_kind is None or due_at is None or row.status != EpisodeStatus.OPEN:
+                return None
+            reminder = self._add_reminder(session, episode_id, new_kind, due_at, now)
+            session.flush()
+            return Reminder.of(reminder)
+
+    def answer_episode(
+        self,
+        episode_id: int,
+        user_id: str,
+        action: str,
+        *,
+        snooze_until: datetime | None = None,
+    ) -> AnswerOutcome:
+        """Someone responded to a reminder: mark posted ones answered, stop the escalation, then act.
+
+        "snooze" replaces the pending reassess with one at `snooze_until` (the caller's policy
+        decides when); "reassessed" and "ack" only answer.
+        """
+        if action not in ANSWER_ACTIONS:
+            raise ValueError(f"unknown answer action {action!r}; expected one of {ANSWER_ACTIONS}")
+        if action == AnswerAction.SNOOZE and snooze_until is None:
+            raise ValueError("snooze needs snooze_until")
+        now = self._now()
+        with self._tx() as session:
+            row = self._require_episode(session, episode_id)
+            answered = self._mark_answered(session, episode_id, user_id, now)
+            self._cancel_pending(session, episode_id, (ReminderKind.ESCALATION,))
+            snoozed: datetime | None = None
+            if row.status == EpisodeStatus.OPEN and action == AnswerAction.SNOOZE:
+                assert snooze_until is not None
+                snoozed = as_utc(snooze_until)
+                session.execute(
+                    update(ReminderRow)
+                    .where(ReminderRow.episode_id == episode_id, ReminderRow.status == ReminderStatus.PENDING,
+                           ReminderRow.kind == ReminderKind.REASSESS, ReminderRow.due_at < snoozed)
+                    .values(status=ReminderStatus.CANCELLED)
+                    .execution_options(synchronize_session=False))
+                self._add_reminder(session, episode_id, ReminderKind.REASSESS, snoozed, now)
+            self._add_audit(
+                session,
+                now,
+                "reminder_answered",
+                row.channel_id,
+                user_id,
+                row.patient_label,
+                {
+                    "episode_id": episode_id,
+                    "action": action,
+                    "reminder_ids": list(answered),
+                    "snoozed_until": iso(snoozed),
+                },
+            )
+            session.flush()
+            return AnswerOutcome(Episode.of(row), action, answered, snoozed)
