@@ -275,7 +275,9 @@ def test_two_replicas_on_one_postgresql_post_each_reminder_exactly_once(
         by_patient[patient_of(call)].append(call.at)
     assert sorted(by_patient) == sorted(patients)
     for patient, times in by_patient.items():
-        assert cycles <= len(times) <= cycles + 1, (patient, len(times))
+        # At least `cycles` each; patients opened first may have more by the time the last reaches `cycles`
+        # (opening 20 takes a while on a loaded machine). Duplicates show up in the gaps below.
+        assert len(times) >= cycles, (patient, len(times))
         first_gap = times[0] - acked[patient]
         assert INTERVAL - 1.0 <= first_gap <= INTERVAL + 2.0, f"{patient}: first reminder {first_gap:.2f}s after /crs"
         for earlier, later in zip(times, times[1:]):

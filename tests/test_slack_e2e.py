@@ -148,7 +148,7 @@ def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
     assert params["attachments"][0]["color"] == GRADE_COLOURS[3]
 
     blocks = attachment_blocks(params)
-    assert action_ids(blocks) == [a.value for a in ActionId]
+    assert action_ids(blocks) == [ActionId.REASSESSED.value, ActionId.RESOLVED.value, ActionId.NEW_ASSESSMENT.value]
     version = load_rulebooks(None)["iv"].rulebook.version
     context = " ".join(context_texts(blocks))
     assert f"v{version}" in context

@@ -319,17 +319,7 @@ class EpisodeRepository(Repository):
         """The patient's most recently resolved episode with this product: what recurrence is judged against."""
         label = clean_label(patient_label)
         with self._tx() as session:
-            row = session.scalars(
-                select(EpisodeRow)
-                .where(
-                    EpisodeRow.channel_id == channel_id,
-                    EpisodeRow.patient_label == label,
-                    EpisodeRow.product == product,
-                    EpisodeRow.status == EpisodeStatus.RESOLVED,
-                )
-                .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
-                .limit(1)
-            ).one_or_none()
+            row = session.scalars(self._last_resolved(channel_id, label, product)).one_or_none()
             return Episode.of(row) if row is not None else None
 
     def open_episodes(self, channel_id: str) -> list[Episode]:

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
 from bot.storage.db import notify_bookings
-from bot.storage.kinds import AnswerAction, ReminderKind, ReminderStatus
+from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind, ReminderStatus
 from bot.storage.tables import REMINDER_KINDS, AuditRow, EpisodeRow, ReminderRow
 
 __all__ = ["ANSWER_ACTIONS", "CADENCE_KINDS", "INTEGRITY_RETRIES", "NotFound", "Repository", "clean_label", "iso"]
@@ -74,6 +74,15 @@ class Repository:
     def _lock_episode(session: Session, episode_id: int, *, skip_locked: bool = False) -> EpisodeRow | None:
         stmt = select(EpisodeRow).where(EpisodeRow.id == episode_id).with_for_update(skip_locked=skip_locked)
         return session.scalars(stmt).one_or_none()
+
+    @staticmethod
+    def _last_resolved(channel_id: str, label: str | None, product: str) -> Select[tuple[EpisodeRow]]:
+        """The patient's most recently resolved episode with this product: what recurrence is judged against."""
+        return (select(EpisodeRow)
+                .where(EpisodeRow.channel_id == channel_id, EpisodeRow.patient_label == label,
+                       EpisodeRow.product == product, EpisodeRow.status == EpisodeStatus.RESOLVED)
+                .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
+                .limit(1))
 
     def _require_episode(self, session: Session, episode_id: int) -> EpisodeRow:
         row = self._lock_episode(session, episode_id)

@@ -92,17 +92,7 @@ class AssessmentRepository(Repository):
                     )
                     .with_for_update()
                 ).one_or_none()
-                previous = session.scalars(
-                    select(EpisodeRow)
-                    .where(
-                        EpisodeRow.channel_id == channel_id,
-                        EpisodeRow.patient_label == label,
-                        EpisodeRow.product == product,
-                        EpisodeRow.status == EpisodeStatus.RESOLVED,
-                    )
-                    .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
-                    .limit(1)
-                ).one_or_none()
+                previous = session.scalars(self._last_resolved(channel_id, label, product)).one_or_none()
                 if episode is None:
                     episode = EpisodeRow(
                         channel_id=channel_id, patient_label=label, product=product, status=EpisodeStatus.OPEN, opened_at=now
