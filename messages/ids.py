@@ -6,6 +6,7 @@ from enum import StrEnum
 
 class ActionId(StrEnum):
     REASSESSED = "crs_reassessed"
+    DETAILS = "crs_details"
     RESOLVED = "crs_resolved"
     SNOOZE = "crs_snooze"
     NEW_ASSESSMENT = "crs_new_assessment"
@@ -13,6 +14,7 @@ class ActionId(StrEnum):
 
 class CallbackId(StrEnum):
     CRS_FORM = "crs_form"
+    CRS_DETAILS = "crs_details"
 
 
 class FormField(StrEnum):
