@@ -18,17 +18,14 @@ class CallbackId(StrEnum):
 
 
 class FormField(StrEnum):
-    """Form block ids are the grammar's own keys: a form submission is turned into `/crs` text."""
+    """Form block ids are the grammar's own keys: a form submission is turned into `/crs` text. OTHER holds
+    free `key=value` text for the findings without a field of their own."""
 
     PATIENT = "patient"
-    PRODUCT = "product"
     TEMP = "temp"
     MASKED = "masked"
     SBP = "sbp"
-    FLUIDS = "fluids"
     PRESSOR = "pressor"
-    VASOPRESSIN = "vasopressin"
     O2 = "o2"
     DEVICE = "device"
-    WEIGHT = "weight"
-    RECURRENT = "recurrent"
+    OTHER = "other"

@@ -151,22 +151,40 @@ def _state_from(view: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
 
 
 def test_form_is_a_valid_modal_prefilled_from_earlier_text() -> None:
-    view = build_form("C1", "temp=39 bp=85/50 pressors=1 vaso=yes o2=4 device=nc patient=bed4 toci=yes")
+    view = build_form("C1", "temp=39 bp=85/50 pressors=1 vaso=yes o2=4 device=nc patient=bed4 toci=yes product=velo")
     assert view["callback_id"] == CallbackId.CRS_FORM.value
     assert len(view["blocks"]) <= 100 and len(view["title"]["text"]) <= 24
     assert json.loads(view["private_metadata"]) == {"channel": "C1"}
     prefilled = {b["block_id"]: b["element"].get("initial_value") or b["element"].get("initial_option", {}).get("value")
                  for b in view["blocks"] if b["type"] == "input"}
     assert prefilled["temp"] == "39" and prefilled["sbp"] == "85/50" and prefilled["pressor"] == "1"
-    assert prefilled["vasopressin"] == "yes" and prefilled["device"] == "nc" and prefilled["masked"] == "yes"
-    assert prefilled["patient"] == "bed4"
+    assert prefilled["device"] == "nc" and prefilled["masked"] == "yes" and prefilled["patient"] == "bed4"
+    # Keys without a field of their own are folded into "Other findings", under their first name.
+    assert prefilled["other"] == "vasopressin=yes product=velo"
+
+
+def test_form_puts_the_common_fields_first_and_folds_the_rest() -> None:
+    ids = [b["block_id"] for b in build_form("C1")["blocks"] if b["type"] == "input"]
+    assert ids[:7] == ["patient", "temp", "masked", "sbp", "pressor", "o2", "device"]
+    assert ids[-1] == "other" and len(ids) == 8
 
 
 def test_form_submission_reads_exactly_like_the_command() -> None:
-    values = {"temp": "38.9", "sbp": "84", "pressor": "1", "vasopressin": "yes", "o2": "6", "device": "nc",
-              "masked": "no", "patient": "bed9", "product": "iv", "weight": "70"}
+    values = {"temp": "38.9", "sbp": "84", "pressor": "1", "o2": "6", "device": "nc", "masked": "no",
+              "patient": "bed9", "other": "vasopressin=yes  product=iv weight=70"}
     text = submission_text(_state_from(build_form("C1"), values))
-    assert parse_crs(text) == parse_crs(" ".join(f"{k}={v}" for k, v in values.items()))
+    typed = "temp=38.9 sbp=84 pressor=1 o2=6 device=nc masked=no patient=bed9 vasopressin=yes product=iv weight=70"
+    assert parse_crs(text) == parse_crs(typed)
+
+
+def test_a_bad_key_in_other_findings_is_reported_on_that_field() -> None:
+    from bot.listeners.views import field_for
+    from grading.errors import InputError
+
+    text = submission_text(_state_from(build_form("C1"), {"temp": "39", "other": "fluids=maybe"}))
+    with pytest.raises(InputError) as caught:
+        parse_crs(text)
+    assert field_for(caught.value) == "other"
 
 
 def test_form_free_text_with_spaces_is_kept_whole_for_the_parser() -> None:

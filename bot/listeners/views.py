@@ -18,9 +18,12 @@ FIELD_KEYS = {f.value for f in FormField}
 
 
 def field_for(error: InputError) -> str:
-    """Which form block shows an error: the key it names, or the temperature field as a default."""
+    """Which form block shows an error: the key it names; a key without a field of its own was typed in
+    "Other findings"; an error about no key at all shows on the temperature field."""
     key = (error.key or "").lower()
-    return key if key in FIELD_KEYS else FormField.TEMP.value
+    if key in FIELD_KEYS:
+        return key
+    return FormField.OTHER.value if key else FormField.TEMP.value
 
 
 def register(app: App, service: CrsService) -> None:

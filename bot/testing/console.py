@@ -32,7 +32,7 @@ from bot.testing.slack_requests import (
     view_submission_payload,
 )
 from messages.form import initial_values
-from messages.ids import CallbackId
+from messages.ids import CallbackId, FormField
 
 CHANNEL = "C0ONCALL01"
 USER = "U0CLINIC01"
@@ -245,7 +245,13 @@ class Console:
         if self.open_view is None:
             self.say("   no form is open (type /crs form, or press Reassessed)")
             return
-        values = {key.lower(): value for key, _, value in (pair.partition("=") for pair in text.split())}
+        values: dict[str, str] = {}
+        fields = {b.get("block_id") for b in self.open_view.get("blocks", []) if b.get("type") == "input"}
+        for key, _, value in (pair.partition("=") for pair in text.split()):
+            if key.lower() in fields:
+                values[key.lower()] = value
+            else:  # typed into "Other findings", as a person would
+                values[FormField.OTHER] = f"{values.get(FormField.OTHER, '')} {key}={value}".strip()
         try:
             payload = view_submission_payload(self.open_view, values, user=USER,
                                               trigger_id=self.fake.new_trigger_id())
