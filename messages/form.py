@@ -17,6 +17,7 @@ Block = dict[str, Any]
 DEVICES = [("ra", "Room air"), ("nc", "Nasal cannula (low/high by flow)"), ("blowby", "Blow-by"),
            ("hfnc", "High-flow nasal cannula"), ("facemask", "Facemask"), ("nrb", "Non-rebreather"),
            ("venturi", "Venturi mask"), ("cpap", "CPAP"), ("bipap", "BiPAP"), ("vent", "Intubated / ventilated")]
+PRODUCTS = [("iv", "LUNSUMIO (IV)"), ("velo", "LUNSUMIO VELO (SC)")]
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
 
@@ -56,7 +57,7 @@ def _select(field: FormField, label: str, options: list[tuple[str, str]], hint: 
 _FIELD_FOR_KEY = {name: ("masked" if spec.field == "masked" else spec.names[0])
                   for spec in CRS_KEYS for name in spec.names}
 _FIELDS = {f.value for f in FormField}
-OTHER_EXAMPLE = "fluids=yes vasopressin=yes weight=72 product=velo o2comfort=yes recurrent=yes"
+OTHER_EXAMPLE = "fluids=yes vasopressin=yes weight=72 o2comfort=yes recurrent=yes"
 
 
 def prefill_values(text: str | None) -> dict[str, str]:
@@ -99,6 +100,8 @@ def build_form(channel_id: str, prefill: str | None = None, title: str = "CRS as
     blocks = [
         _text_input(FormField.PATIENT, "Patient: bed or study label", "Never a name or record number.", "bed12",
                     v.get("patient")),
+        # Product stays a field of its own: the two products have different rulebooks and are never swapped.
+        _select(FormField.PRODUCT, "Product (site default if empty)", PRODUCTS, None, v.get("product")),
         _text_input(FormField.TEMP, "Temperature", f"39 (C) or 102.2f. Fever is >= {FEVER_C:.1f} C.", "39",
                     v.get("temp")),
         _select(FormField.MASKED, "Fever may be masked?", YES_NO, f"{MASKERS[0].upper()}{MASKERS[1:]} given.",

@@ -22,6 +22,7 @@ class FormField(StrEnum):
     free `key=value` text for the findings without a field of their own."""
 
     PATIENT = "patient"
+    PRODUCT = "product"
     TEMP = "temp"
     MASKED = "masked"
     SBP = "sbp"
@@ -29,3 +30,18 @@ class FormField(StrEnum):
     O2 = "o2"
     DEVICE = "device"
     OTHER = "other"
+
+
+class Subcommand(StrEnum):
+    """Every `/crs` sub-command; bot/commands.py has one table entry for each."""
+
+    GRADE = "grade"  # the default: `/crs temp=39 ...`
+    ICANS = "icans"
+    DELAY = "delay"
+    PREMED = "premed"
+    FORM = "form"
+    STATUS = "status"
+    HISTORY = "history"
+    RESOLVE = "resolve"
+    ONCALL = "oncall"
+    HELP = "help"

@@ -160,25 +160,26 @@ def test_form_is_a_valid_modal_prefilled_from_earlier_text() -> None:
     assert prefilled["temp"] == "39" and prefilled["sbp"] == "85/50" and prefilled["pressor"] == "1"
     assert prefilled["device"] == "nc" and prefilled["masked"] == "yes" and prefilled["patient"] == "bed4"
     # Keys without a field of their own are folded into "Other findings", under their first name.
-    assert prefilled["other"] == "vasopressin=yes product=velo"
+    assert prefilled["product"] == "velo"
+    assert prefilled["other"] == "vasopressin=yes"
 
 
 def test_form_puts_the_common_fields_first_and_folds_the_rest() -> None:
     ids = [b["block_id"] for b in build_form("C1")["blocks"] if b["type"] == "input"]
-    assert ids[:7] == ["patient", "temp", "masked", "sbp", "pressor", "o2", "device"]
-    assert ids[-1] == "other" and len(ids) == 8
+    assert ids[:8] == ["patient", "product", "temp", "masked", "sbp", "pressor", "o2", "device"]
+    assert ids[-1] == "other" and len(ids) == 9
 
 
 def test_form_submission_reads_exactly_like_the_command() -> None:
     values = {"temp": "38.9", "sbp": "84", "pressor": "1", "o2": "6", "device": "nc", "masked": "no",
-              "patient": "bed9", "other": "vasopressin=yes  product=iv weight=70"}
+              "patient": "bed9", "product": "iv", "other": "vasopressin=yes   weight=70"}
     text = submission_text(_state_from(build_form("C1"), values))
     typed = "temp=38.9 sbp=84 pressor=1 o2=6 device=nc masked=no patient=bed9 vasopressin=yes product=iv weight=70"
     assert parse_crs(text) == parse_crs(typed)
 
 
 def test_a_bad_key_in_other_findings_is_reported_on_that_field() -> None:
-    from bot.listeners.views import field_for
+    from bot.listeners.errors import field_for
     from grading.errors import InputError
 
     text = submission_text(_state_from(build_form("C1"), {"temp": "39", "other": "fluids=maybe"}))

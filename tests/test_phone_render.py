@@ -71,4 +71,4 @@ def test_html_rendering_carries_every_block() -> None:
     page = message_html(message)
     assert page.count('class="blk ') == len(message["blocks"])
     assert "Details" in page and "Reassessed" in page
-    assert modal_html(build_form("C1")).count('class="blk input"') == 8
+    assert modal_html(build_form("C1")).count('class="blk input"') == 9

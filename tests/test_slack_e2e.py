@@ -256,7 +256,8 @@ def test_form_command_opens_the_modal(bot: Served) -> None:
     channel = new_channel()
     view = open_form(bot, channel)
     assert view["callback_id"] == CallbackId.CRS_FORM.value
-    assert json.loads(view["private_metadata"]) == {"channel": channel}
+    metadata = json.loads(view["private_metadata"])
+    assert metadata["channel"] == channel and metadata["s"], "the channel is sealed (bot/seal.py)"
     block_ids = {b.get("block_id") for b in view["blocks"] if b["type"] == "input"}
     assert {"temp", "sbp", "pressor", "o2", "device", "patient"} <= block_ids
     assert bot.fake.views()[-1]["id"] == view["id"]
@@ -385,9 +386,9 @@ def test_details_of_another_channels_assessment_are_refused(bot: Served) -> None
     mark = bot.mark()
     assert bot.click(message, ActionId.DETAILS.value, channel=other).status == 200
 
-    def told(call: RecordedCall) -> bool:
+    def told(call: RecordedCall) -> bool:  # the value was sealed for the other channel: refused
         return call.ok and call.method in ("chat.postEphemeral", RESPONSE_URL_METHOD) \
-            and "not available here" in call.params.get("text", "")
+            and "nothing was changed" in call.params.get("text", "")
     bot.wait_for(told, after=mark)
     assert bot.calls_since(mark, "views.open") == []
 

@@ -1,31 +1,26 @@
 """Buttons on assessments and reminders. Each click is recorded on the message itself, so the
-whole team sees who answered; Details opens the full reply in a modal."""
+whole team sees who answered; Details opens the full reply in a modal and changes nothing."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from pydantic import ValidationError
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
+from bot.errors import DetailsUnavailableError
+from bot.handlers import buttons
+from bot.handlers.deps import Call, Deps
+from bot.listeners.authorize import CALL
 from bot.slack.sender import DeliveryError
-from bot.service import CrsService
-from grading.errors import CrsbotError
 from grading.models import stored_report
 from messages.blocks import details_view
 from messages.ids import ActionId
 from messages.layout import layout_for
 
-# Buttons answered by the service (everything but Details, which only reads).
-_SERVICE_ACTIONS = [a.value for a in ActionId if a != ActionId.DETAILS]
-
-
-class DetailsUnavailableError(CrsbotError):
-    def __init__(self) -> None:
-        super().__init__("The details of this assessment are not available here (it was not recorded in this "
-                         "channel, or was recorded by an older version). Run the `/crs` command again to see them.")
+# Buttons answered by bot/handlers/buttons.py (everything but Details, which only reads).
+_ANSWERED = [a.value for a in ActionId if a != ActionId.DETAILS]
 
 
 def _with_note(message: dict[str, Any], note: str, drop_buttons: bool) -> dict[str, Any]:
@@ -45,13 +40,13 @@ def _with_note(message: dict[str, Any], note: str, drop_buttons: bool) -> dict[s
     return {"text": message.get("text", ""), "blocks": kept[:at] + [note_block] + kept[at:]}
 
 
-def details_for(service: CrsService, value: str, channel: str) -> dict[str, Any]:
-    """The Details modal of the assessment a button belongs to, as it was decided when posted."""
+def details_for(deps: Deps, call: Call) -> dict[str, Any]:
+    """The Details modal of the assessment the (sealed) button names, as it was decided when posted."""
     try:
-        assessment_id = int(json.loads(value or "{}").get("a"))
-    except (TypeError, ValueError, AttributeError):
+        assessment_id = int(call.fields.get("a"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         raise DetailsUnavailableError() from None
-    stored = service.store.assessment_result(assessment_id, channel)
+    stored = deps.store.assessment_result(assessment_id, call.channel)
     if stored is None:
         raise DetailsUnavailableError()
     try:
@@ -61,24 +56,25 @@ def details_for(service: CrsService, value: str, channel: str) -> dict[str, Any]
     return details_view(layout_for(report))
 
 
-def register(app: App, service: CrsService) -> None:
+def register(app: App, deps: Deps) -> None:
     @app.action(ActionId.DETAILS.value)
-    def on_details(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def on_details(ack: Ack, context: BoltContext) -> None:
         ack()
-        channel = body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
-        service.sender.open_view(body["trigger_id"], details_for(service, action.get("value", ""), channel))
+        call = context[CALL]
+        if not call.trigger_id:
+            raise DetailsUnavailableError()
+        deps.sender.open_view(call.trigger_id, details_for(deps, call))
 
-    @app.action(re.compile("^(" + "|".join(_SERVICE_ACTIONS) + ")$"))
-    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    @app.action(re.compile("^(" + "|".join(_ANSWERED) + ")$"))
+    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
         ack()
-        channel = body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
-        user = body["user"]["id"]
+        call = context[CALL]
+        channel = call.channel
         message = body.get("message") or {}
-        note = service.button(action["action_id"], action.get("value", ""), channel, user,
-                              body.get("trigger_id"), message.get("ts"))
+        note = buttons.click(deps, call, action["action_id"])
         if message.get("ts"):
             try:
-                service.sender.update(channel, message["ts"], _with_note(
+                deps.sender.update(channel, message["ts"], _with_note(
                     message, note, drop_buttons=action["action_id"] == ActionId.RESOLVED))
             except DeliveryError:
-                service.sender.post(channel, {"text": note}, thread_ts=message.get("thread_ts") or message["ts"])
+                deps.sender.post(channel, {"text": note}, thread_ts=message.get("thread_ts") or message["ts"])
