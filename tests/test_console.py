@@ -46,8 +46,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_a_grade_is_posted_in_channel_with_numbered_buttons(session: str) -> None:
     assert "── crsbot (#oncall)" in session
-    assert "CRS grade >= 3 · LUNSUMIO (IV) · patient bed7" in session
-    assert "[1] Reassessed  [2] Resolved  [3] New assessment" in session  # no snooze on an assessment
+    assert "bed7 · CRS at least grade 3. First: Hold LUNSUMIO until the CRS has resolved" in session
+    assert "[1] Reassessed  [2] Details  [3] Resolved  [4] New assessment" in session  # no snooze on an assessment
 
 
 def test_the_chain_goes_primary_then_secondary_then_channel_and_ack_stops_it(session: str) -> None:
@@ -63,7 +63,7 @@ def test_the_chain_goes_primary_then_secondary_then_channel_and_ack_stops_it(ses
 
 
 def test_snooze_defers_the_reminder_and_times_use_the_site_zone(session: str) -> None:
-    snoozed = session.index("── message updated: :zzz: <@U0CLINIC01> snoozed this reminder (until ")
+    snoozed = session.index(":zzz: <@U0CLINIC01> snoozed this reminder (until ", session.index("> press snooze"))
     assert session.index(":alarm_clock: <@U0ONCALL99>", snoozed) > snoozed
     assert "bot clock is now" in session and " CET" in session  # Europe/Berlin in winter
     assert "<!date^" not in session  # the console shows Slack's fallback text
@@ -89,12 +89,13 @@ def test_bad_input_and_form_errors_are_explained_not_traced(tmp_path: Path) -> N
                       tmp_path)
     assert "Did you mean `pressor`?" in out
     assert "form error on `temp`" in out
-    assert "CRS grade >= 2 · LUNSUMIO (IV)" in out  # blood pressure unstated: a lower bound
+    assert "CRS at least grade 2" in out  # blood pressure and the oxygen device unstated: a lower bound
 
 
 def test_demo_script_plays_through(tmp_path: Path) -> None:
     out = run_console([], tmp_path, "--demo")
-    for expected in ("CRS grade >= 2", "CRS grade 3", "*ESCALATION*", "form opened", "Open CRS episodes",
+    for expected in ("CRS at least grade 2", "CRS grade 3", "details opened", "*Supportive care*", "*ESCALATION*",
+                     "form opened", "Open CRS episodes",
                      "Restart after a dose delay", "Did you mean `pressor`?"):
         assert expected in out, expected
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
-from bot.storage.db import notify_bookings
+from bot.storage.db import READ_ONLY, notify_bookings
 from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind, ReminderStatus
 from bot.storage.tables import REMINDER_KINDS, AuditRow, EpisodeRow, ReminderRow
 
@@ -59,6 +59,7 @@ class Repository:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = engine.execution_options(**{READ_ONLY: True})
 
     # ------------------------------------------------------------------ plumbing
 
