@@ -4,6 +4,7 @@ engine. `serve` (HTTP or Socket Mode) and `console` both start from `build_runti
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from bot.rulebooks import load_rulebooks
 from bot.slack.sender import Sender, make_client
 from bot.service import CrsService
 from bot.settings import Settings, SettingsError, parse_duration
-from bot.storage.db import make_engine, upgrade
+from bot.storage.db import make_engine, unwritable_sqlite_folder, upgrade
 from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
@@ -51,6 +52,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    folder = unwritable_sqlite_folder(settings.db_url)
+    if folder is not None:
+        raise SettingsError(f"DATABASE_URL: the folder {folder} is not writable by uid {os.getuid()}; "
+                            f"mount a volume that user owns (docker run -v crsbot-data:/data) "
+                            f"or chown the folder to {os.getuid()}")
     engine = make_engine(settings.db_url)
     upgrade(engine)
     store = Store(engine, clock)

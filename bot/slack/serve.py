@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.app import Runtime, build_runtime
 from bot.settings import Settings, load_settings, require
+from bot.slack.healthcheck import write_port_file
 from bot.slack.web import WebApp
 
 log = logging.getLogger("crsbot.serve")
@@ -43,6 +44,7 @@ def run_http(settings: Settings, host: str, port: int) -> int:
     require(settings, "slack_bot_token", "slack_signing_secret")
     runtime = build_runtime(settings)
     server = make_server(runtime, host, port)
+    write_port_file(server.effective_port)
     runtime.start_scheduler()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
