@@ -64,24 +64,14 @@ def run_http(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
-def run_socket_mode(settings: Settings) -> int:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    require(settings, "slack_bot_token", "slack_app_token")
-    runtime = build_runtime(settings, socket_mode=True)
-    runtime.start_scheduler()
-    try:
-        SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[union-attr]
-    finally:
-        runtime.close()
-    return 0
-
-
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("slack_bolt.RequestVerification").addFilter(RedactRejectedBodies())
+    port = args.port if args.port is not None else settings.port
     if args.socket_mode:
-        return run_socket_mode(settings)
-    return run_http(settings, args.host, args.port if args.port is not None else settings.port)
+        from bot.slack.socket_mode import run_socket_mode
+
+        return run_socket_mode(settings, args.host, port)
+    return run_http(settings, args.host, port)

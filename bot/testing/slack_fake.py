@@ -13,6 +13,8 @@ HTTP 200 with ``{"ok": false, "error": ...}``, every method checks the token and
 the bot scopes it needs (the defaults are the scopes in ``slack-manifest.json``),
 a trigger_id can be exchanged only once, a response URL works five times for
 30 minutes, and a message sent to a user ID goes to that user's DM channel.
+Socket Mode: ``apps.connections.open`` (app-level ``xapp-`` token only) returns a
+local ``ws://`` URL served by ``fake.socket_mode`` (see ``socket_mode_fake``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ RESPONSE_URL_METHOD = "response_url"
 SUPPORTED_METHODS: frozenset[str] = frozenset(
     {
         "auth.test",
+        "apps.connections.open",
         "chat.postMessage",
         "chat.postEphemeral",
         "chat.update",
@@ -226,8 +229,10 @@ class FakeSlack:
         self._listeners: list[Callable[[RecordedCall], None]] = []
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
+        self._socket_mode: Any = None
         self._api: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
@@ -260,6 +265,9 @@ class FakeSlack:
         """Stop serving and free the port; safe to call twice."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        if self._socket_mode is not None:
+            self._socket_mode.stop()
+            self._socket_mode = None
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -279,6 +287,16 @@ class FakeSlack:
             raise RuntimeError("FakeSlack is not running; call start() first")
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def socket_mode(self) -> Any:
+        """The Socket Mode side (a started ``SocketModeFake``), created on first use."""
+        with self._lock:
+            if self._socket_mode is None:
+                from bot.testing.socket_mode_fake import SocketModeFake
+
+                self._socket_mode = SocketModeFake(self.app_id, host=self.host or "127.0.0.1").start()
+            return self._socket_mode
 
     @property
     def api_url(self) -> str:
@@ -577,6 +595,8 @@ class FakeSlack:
             raise _SlackError("not_authed")
         if self._tokens is not None and token not in self._tokens:
             raise _SlackError("invalid_auth")
+        if (method == "apps.connections.open") != token.startswith("xapp-"):
+            raise _SlackError("not_allowed_token_type")  # app-level tokens open sockets, and only that
         if parse_error is not None:
             raise _SlackError(parse_error)
         needed = self._needed_scope(method, params)
@@ -789,6 +809,9 @@ class FakeSlack:
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket_mode.open_url()}
 
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(self._require(params, "channel", "channel_not_found"))
