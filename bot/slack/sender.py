@@ -4,6 +4,7 @@ Retry-After) and connection errors, and one failure type the rest of the bot can
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -34,8 +35,9 @@ def make_client(token: str | None, base_url: str, timeout: int = 10) -> WebClien
 
 
 class Sender:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, on_error: Callable[[str, str], None] | None = None) -> None:
         self.client = client
+        self.on_error = on_error  # told (method, Slack error code) of every call that failed after retries
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -43,9 +45,13 @@ class Sender:
         except SlackApiError as exc:
             reason = str(exc.response.get("error") if exc.response is not None else exc)
             log.error("slack %s failed after retries: %s", method, reason)
+            if self.on_error:
+                self.on_error(method, reason)
             raise DeliveryError(method, reason) from None
         except OSError as exc:
             log.error("slack %s failed after retries: %s", method, exc)
+            if self.on_error:
+                self.on_error(method, "connection_failed")
             raise DeliveryError(method, "connection failed") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 

@@ -14,6 +14,8 @@ from types import FrameType
 from typing import Any
 
 from bot.app import Runtime, build_runtime
+from bot.logs import configure_logging
+from bot.metrics import WithMetrics
 from bot.settings import Settings, load_settings, require
 from bot.slack.healthcheck import write_port_file
 from bot.slack.web import WebApp
@@ -36,7 +38,8 @@ class RedactRejectedBodies(logging.Filter):
 def make_server(runtime: Runtime, host: str, port: int) -> Any:
     import waitress
 
-    return waitress.create_server(WebApp(runtime.app, runtime.engine), host=host, port=port,
+    wsgi = WithMetrics(WebApp(runtime.app, runtime.engine), runtime.metrics)
+    return waitress.create_server(wsgi, host=host, port=port,
                                   threads=runtime.settings.threads, ident="crsbot", clear_untrusted_proxy_headers=True)
 
 
@@ -66,7 +69,7 @@ def run_http(settings: Settings, host: str, port: int) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("slack_bolt.RequestVerification").addFilter(RedactRejectedBodies())
     port = args.port if args.port is not None else settings.port

@@ -82,11 +82,13 @@ class WithoutSlackEvents:
 def run_socket_mode(settings: Settings, host: str, port: int) -> int:
     import waitress
 
+    from bot.metrics import WithMetrics
     from bot.slack.web import WebApp
 
     require(settings, "slack_bot_token", "slack_app_token")
     runtime = build_runtime(settings, socket_mode=True)
-    server = waitress.create_server(WithoutSlackEvents(WebApp(runtime.app, runtime.engine)), host=host,
+    server = waitress.create_server(WithoutSlackEvents(WithMetrics(WebApp(runtime.app, runtime.engine),
+                                                                   runtime.metrics)), host=host,
                                     port=port, threads=2, ident="crsbot", clear_untrusted_proxy_headers=True)
     write_port_file(server.effective_port)
     handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())  # type: ignore[union-attr]
