@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -35,19 +36,23 @@ class RedactRejectedBodies(logging.Filter):
         return True
 
 
-def make_server(runtime: Runtime, host: str, port: int) -> Any:
+def make_server(runtime: Runtime, host: str, port: int, *, wrap: Callable[[Any], Any] | None = None,
+                threads: int | None = None) -> Any:
+    """Waitress on the bot's WSGI app (plus /metrics); `wrap` adapts it (Socket Mode drops /slack/events).
+    The bound port goes to CRSBOT_PORT_FILE for the container health check."""
     import waitress
 
     wsgi = WithMetrics(WebApp(runtime.app, runtime.engine), runtime.metrics)
-    return waitress.create_server(wsgi, host=host, port=port,
-                                  threads=runtime.settings.threads, ident="crsbot", clear_untrusted_proxy_headers=True)
-
-
-def run_http(settings: Settings, host: str, port: int) -> int:
-    require(settings, "slack_bot_token", "slack_signing_secret")
-    runtime = build_runtime(settings)
-    server = make_server(runtime, host, port)
+    server = waitress.create_server(wrap(wsgi) if wrap else wsgi, host=host, port=port,
+                                    threads=threads or runtime.settings.threads, ident="crsbot",
+                                    clear_untrusted_proxy_headers=True)
     write_port_file(server.effective_port)
+    return server
+
+
+def run_until_stopped(runtime: Runtime, server: Any, host: str, note: str = "",
+                      on_exit: Callable[[], None] | None = None) -> int:
+    """Start the reminders, serve until SIGTERM/SIGINT, then shut down cleanly."""
     runtime.start_scheduler()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -56,15 +61,23 @@ def run_http(settings: Settings, host: str, port: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("crsbot listening on http://%s:%s%s", host, server.effective_port, "/slack/events")
-    print(f"crsbot listening on http://{host}:{server.effective_port}", flush=True)
+    log.info("crsbot listening on http://%s:%s%s", host, server.effective_port, note)
+    print(f"crsbot listening on http://{host}:{server.effective_port}{note}", flush=True)
     try:
         server.run()
     except OSError:
         pass
     finally:
+        if on_exit:
+            on_exit()
         runtime.close()
     return 0
+
+
+def run_http(settings: Settings, host: str, port: int) -> int:
+    require(settings, "slack_bot_token", "slack_signing_secret")
+    runtime = build_runtime(settings)
+    return run_until_stopped(runtime, make_server(runtime, host, port), host)
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -9,11 +9,9 @@ handled are acknowledged again without doing the work twice.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from types import FrameType
 from typing import Any
 
 from slack_bolt import App
@@ -24,7 +22,6 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.app import build_runtime
 from bot.settings import Settings, require
-from bot.slack.healthcheck import write_port_file
 from bot.slack.web import EVENTS_PATH
 
 log = logging.getLogger("crsbot.socket_mode")
@@ -80,34 +77,12 @@ class WithoutSlackEvents:
 
 
 def run_socket_mode(settings: Settings, host: str, port: int) -> int:
-    import waitress
-
-    from bot.metrics import WithMetrics
-    from bot.slack.web import WebApp
+    from bot.slack.serve import make_server, run_until_stopped
 
     require(settings, "slack_bot_token", "slack_app_token")
     runtime = build_runtime(settings, socket_mode=True)
-    server = waitress.create_server(WithoutSlackEvents(WithMetrics(WebApp(runtime.app, runtime.engine),
-                                                                   runtime.metrics)), host=host,
-                                    port=port, threads=2, ident="crsbot", clear_untrusted_proxy_headers=True)
-    write_port_file(server.effective_port)
+    server = make_server(runtime, host, port, wrap=WithoutSlackEvents, threads=2)
     handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())  # type: ignore[union-attr]
-    runtime.start_scheduler()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: shutting down", signum)
-        server.close()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        handler.connect()
-        print(f"crsbot listening on http://{host}:{server.effective_port} (health only; Slack over Socket Mode)",
-              flush=True)
-        server.run()
-    except OSError:
-        pass
-    finally:
-        handler.close()
-        runtime.close()
-    return 0
+    handler.connect()
+    return run_until_stopped(runtime, server, host, " (health and metrics; Slack over Socket Mode)",
+                             on_exit=handler.close)
