@@ -65,7 +65,7 @@ EXPOSE 3000
 # The first probe runs 5 s after start (the bot answers /healthz within about a second); slim
 # has no curl, the interpreter is already here. Exit 1 on a refused connection, a timeout or a
 # non-2xx answer from http://127.0.0.1:${PORT}/healthz (PORT read from CRSBOT_PORT_FILE).
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-m", "bot.slack.healthcheck"]
 
 ENTRYPOINT ["crsbot"]

@@ -215,6 +215,7 @@ def test_healthcheck_probes_the_port_serve_bound_promptly(final: Stage) -> None:
     assert env["CRSBOT_PORT_FILE"].startswith("/data/")
     # The first probe runs one interval after start: a 30 s interval left a ready bot "starting".
     assert _duration_seconds(options, "interval") <= 10
+    assert _duration_seconds(options, "start-period") <= 15
     assert _duration_seconds(options, "timeout") <= _duration_seconds(options, "interval")
 
 
