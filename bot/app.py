@@ -4,6 +4,7 @@ engine. `serve` (HTTP or Socket Mode) and `console` both start from `build_runti
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from bot.clock import Clock, SystemClock
 from bot.listeners import register_listeners
+from bot.metrics import Metrics
 from bot.episodes.engine import ReminderEngine, default_replica_id, parse_intervals
 from bot.episodes.notifier import SlackNotifier
 from bot.episodes.policy import ReminderPolicy
@@ -22,7 +24,7 @@ from bot.rulebooks import load_rulebooks
 from bot.seal import Sealer
 from bot.slack.sender import Sender, make_client
 from bot.settings import Settings, SettingsError, parse_duration
-from bot.storage.db import make_engine, upgrade
+from bot.storage.db import make_engine, unwritable_sqlite_folder, upgrade
 from bot.storage.kinds import ReminderKind
 from bot.storage.store import Store
 
@@ -43,6 +45,7 @@ class Runtime:
     deps: Deps
     reminders: ReminderEngine
     engine: Engine
+    metrics: Metrics
 
     def start_scheduler(self) -> None:
         self.reminders.start()
@@ -63,12 +66,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    folder = unwritable_sqlite_folder(settings.db_url)
+    if folder is not None:
+        raise SettingsError(f"DATABASE_URL: the folder {folder} is not writable by uid {os.getuid()}; "
+                            f"mount a volume that user owns (docker run -v crsbot-data:/data) "
+                            f"or chown the folder to {os.getuid()}")
     engine = make_engine(settings.db_url, pool_size=LISTENER_THREADS + RUNTIME_CONNECTIONS)
     upgrade(engine)
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url, timeout=settings.slack_timeout)
-    sender = Sender(client)
+    metrics = Metrics(engine, store)
+    sender = Sender(client, on_error=metrics.slack_api_error)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     deps = Deps(settings, rulebooks, store, sender, Sealer(seal_secret(settings)))
     try:
@@ -82,6 +91,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
                             f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None
     register_listeners(app, deps)
+    metrics.instrument(app)
     policy = ReminderPolicy(intervals, parse_duration(settings.escalate_after))
     notifier = SlackNotifier(sender, {kind: (lambda due: reminder_posts.render(deps, due)) for kind in ReminderKind})
     try:
@@ -89,11 +99,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
                                    lease=parse_duration(settings.claim_lease),
                                    post_timeout=timedelta(seconds=settings.slack_timeout),
                                    retry_base=parse_duration(settings.retry_after), max_idle=settings.tick_seconds,
-                                   lead=CLAIM_LEAD)
+                                   lead=CLAIM_LEAD, observer=metrics.reminder_observer())
     except ValueError as exc:
         raise SettingsError(f"CRSBOT_CLAIM_LEASE: {exc}") from None
     deps.reminders = reminders
-    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine)
+    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine, metrics=metrics)
 
 
 def seal_secret(settings: Settings) -> str:
