@@ -23,3 +23,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/grading.py
 	$(VENV)/bin/python bench/slack_http.py
 	$(VENV)/bin/python bench/reminders.py
+	$(VENV)/bin/python bench/timeline.py
