@@ -15,7 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot.episodes.engine import DueReminder, ReminderEngine
-from bot.slack.sender import Sender
+from bot.episodes.picture import post_timeline
+from bot.slack.sender import DeliveryError, Sender
 from bot.settings import Settings
 from bot.storage.records import Episode
 from bot.storage.store import Store
@@ -101,7 +102,7 @@ class CrsService:
         if sub == "status":
             return self.status(inv.channel_id)
         if sub == "history":
-            return self.history(inv.channel_id, self._patient_arg(rest, "history"))
+            return self.history(inv.channel_id, self._patient_arg(rest, "history"), inv.user_id)
         if sub == "resolve":
             return self.resolve(inv.channel_id, inv.user_id, self._patient_arg(rest, "resolve"))
         if sub == "oncall":
@@ -156,7 +157,8 @@ class CrsService:
         elif not inp.patient:
             footer = "Add patient=<bed or study label> to track this episode and get reminders"
         value = button_value(t=text, a=recorded.assessment_id, e=episode.id if episode else None)
-        payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
+        payload = render_message(crs_layout(report), assessment_buttons(value, timeline=episode is not None),
+                                 footer=footer)
         self._post_assessment(channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
         return report
 
@@ -201,14 +203,24 @@ class CrsService:
         oncall = self.store.get_oncall(channel)
         return status_message(rows, oncall.target if oncall else None)
 
-    def history(self, channel: str, label: str) -> Payload:
+    def history(self, channel: str, label: str, user: str) -> Payload:
         episodes = []
         for item in self.store.episode_history(channel, label):
             lines = [f"{hhmm(a.created_at)} {a.kind.upper()} grade {a.grade if a.grade is not None else '?'} "
                      f"by <@{a.user_id}> (rulebook {a.rulebook_version})" for a in item.assessments]
             state = "open" if item.episode.is_open else f"resolved {hhmm(item.episode.resolved_at)}"
             episodes.append((item.episode, state, lines))
-        return history_message(label, episodes)
+        return history_message(label, episodes, self.timeline(channel, label, user) if episodes else None)
+
+    def timeline(self, channel: str, label: str, user: str, episode_id: int | None = None) -> str:
+        """Upload the episode picture to its thread; says where it went (or why it did not)."""
+        try:
+            picture = post_timeline(self.store, self.sender, channel, label, user, episode_id=episode_id,
+                                    sbp_threshold=self.settings.sbp_threshold)
+        except DeliveryError as exc:
+            return f"The timeline picture could not be uploaded ({exc.reason})."
+        return ("The timeline picture is posted in the episode's thread." if picture
+                else "No episode to draw.")
 
     def symptom_free_hours(self, episode: Episode) -> float | None:
         return self.rulebooks[episode.product].next_dose.hours_for(episode.worst_grade)  # type: ignore[index]
@@ -276,6 +288,12 @@ class CrsService:
                 return f":information_source: <@{user}>: this episode was already resolved"
             self.resolve(channel, user, episode.patient_label, episode_id=episode_id)
             return f":white_check_mark: Resolved by <@{user}>"
+        if action == ActionId.TIMELINE:
+            episode = self.store.get_episode(episode_id) if episode_id is not None else None
+            if episode is None or episode.channel_id != channel:
+                return f":information_source: <@{user}>: no tracked episode here to draw"
+            return f":chart_with_upwards_trend: <@{user}>: " + self.timeline(channel, episode.patient_label, user,
+                                                                            episode_id=episode.id)
         raise InputError(None, f"unknown button `{action}`.")
 
     def _answer(self, episode_id: int | None, user: str, action: str) -> None:
