@@ -14,7 +14,7 @@ from PIL import Image
 from bot.testing.slack_fake import UPLOAD_URL_METHOD, RecordedCall
 from messages.ids import ActionId
 from messages.timeline import SIZE_PX
-from tests.slack_support import RESPONSE_URL_METHOD, Served, served
+from tests.slack_support import Served, response_to, served
 
 bot = served("bot")
 _ids = itertools.count(1)
@@ -28,13 +28,6 @@ def completed_in(channel: str) -> Any:
     def predicate(call: RecordedCall) -> bool:
         return call.method == "files.completeUploadExternal" and call.params.get("channel_id") == channel
     predicate.__name__ = f"files.completeUploadExternal for {channel}"
-    return predicate
-
-
-def response_to(channel: str) -> Any:
-    def predicate(call: RecordedCall) -> bool:
-        return call.method == RESPONSE_URL_METHOD and call.response.get("channel") == channel
-    predicate.__name__ = f"response_url post for {channel}"
     return predicate
 
 
