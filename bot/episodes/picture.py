@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.episodes.timeline_data import episode_timeline
 from bot.slack.sender import Sender
 from bot.storage.store import Store
-from messages.layout import JUDGMENT
+from messages.episodes import timeline_comment
 from messages.timeline import Picture, render_picture
 
 
@@ -18,8 +18,6 @@ def post_timeline(store: Store, sender: Sender, channel: str, label: str, user: 
         return None
     episode, timeline = found
     picture = render_picture(timeline)
-    comment = (f":chart_with_upwards_trend: Timeline of patient *{label}*'s CRS episode, asked for by <@{user}>. "
-               f"{JUDGMENT}")
     sender.upload(channel, episode.thread_ts, picture.filename, picture.png,
-                  title=picture.title, alt_txt=picture.alt_text, initial_comment=comment)
+                  title=picture.title, alt_txt=picture.alt_text, initial_comment=timeline_comment(label, user))
     return picture

@@ -10,9 +10,11 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 
-from bot.service import CrsService
-from grading.errors import CrsbotError, InputError
+from bot.errors import Refusal
+from bot.handlers.deps import Deps
+from grading.errors import CrsbotError, InputError, PatientLabelError
 from messages.blocks import render_ephemeral
+from messages.ids import FormField
 
 log = logging.getLogger("crsbot.errors")
 
@@ -30,22 +32,56 @@ def reply_for(error: Exception) -> dict[str, Any]:
                             f"admin this reference: `{ref}`.")
 
 
-def register(app: App, service: CrsService) -> None:
+FIELD_KEYS = {f.value for f in FormField}
+
+
+def field_for(error: CrsbotError) -> str:
+    """Which form block shows an error: the key it names, the patient field for a label or a refusal,
+    else the temperature field."""
+    if isinstance(error, (PatientLabelError, Refusal)):
+        return FormField.PATIENT.value
+    key = (error.key or "").lower() if isinstance(error, InputError) else ""
+    return key if key in FIELD_KEYS else FormField.TEMP.value
+
+
+def form_errors(error: CrsbotError) -> dict[str, Any]:
+    """A form submission's answer that keeps the form open with the message on the field."""
+    return {"response_action": "errors", "errors": {field_for(error): error.user_message()[:300]}}
+
+
+def register(app: App, deps: Deps) -> None:
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any, logger: logging.Logger) -> BoltResponse:
         reply = reply_for(error)
-        if isinstance(error, CrsbotError):
+        if isinstance(error, Refusal):
+            # Refusals are audited by kind only: what was typed or clicked may name a patient.
+            logger.info("refused: %s", error.reason)
+            deps.store.audit("refused", _channel(body) if not _is_form(body) else None, _user(body),
+                             detail={"reason": error.reason, "entry": _entry(body)})
+        elif isinstance(error, CrsbotError):
             logger.info("user error: %s", type(error).__name__)
-            service.store.audit("failure", _channel(body), _user(body),
-                                detail={"error": type(error).__name__, "text": str(body.get("text", ""))[:500]})
+            deps.store.audit("failure", _channel(body), _user(body),
+                             detail={"error": type(error).__name__, "text": str(body.get("text", ""))[:500]})
+        if _is_form(body) and isinstance(error, (Refusal, PatientLabelError)):
+            # Raised by the middleware, before the ack: the form stays open and says why.
+            return BoltResponse(status=200, body=json.dumps(form_errors(error)),
+                                headers={"Content-Type": "application/json; charset=utf-8"})
         try:
             if respond is not None and getattr(respond, "response_url", None):
                 respond(response_type="ephemeral", replace_original=False, **reply)
             elif _channel(body) and _user(body):
-                service.sender.ephemeral(_channel(body), _user(body), reply)
+                deps.sender.ephemeral(_channel(body), _user(body), reply)
         except Exception:  # noqa: BLE001 - reporting must never raise into Bolt
             log.exception("could not tell the user about an error")
         return BoltResponse(status=200, body="")
+
+
+def _is_form(body: dict[str, Any]) -> bool:
+    return body.get("type") == "view_submission"
+
+
+def _entry(body: dict[str, Any]) -> str:
+    return "command" if "command" in body else str(body.get("type") or "other")
 
 
 def _channel(body: dict[str, Any]) -> str:
