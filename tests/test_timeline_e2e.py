@@ -82,8 +82,8 @@ def test_history_uploads_the_picture_into_the_episode_thread(bot: Served) -> Non
 def test_timeline_button_uploads_the_picture(bot: Served) -> None:
     channel = new_channel()
     first = start_episode(bot, channel, "bed42")
-    buttons = [e["action_id"] for a in first["attachments"] for b in a["blocks"] if b["type"] == "actions"
-               for e in b["elements"]]
+    blocks = [*first.get("blocks", []), *(b for a in first.get("attachments", []) for b in a.get("blocks", []))]
+    buttons = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert ActionId.TIMELINE.value in buttons
     mark = bot.mark()
     assert bot.click(first, ActionId.TIMELINE.value, channel=channel, user="U0NURSE01").status == 200
