@@ -23,7 +23,12 @@ from bot.storage.db import make_engine, upgrade
 from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
-LISTENER_THREADS = 64
+RUNTIME_CONNECTIONS = 2  # the reminder engine's tick and /healthz
+# Listener threads and database connections are sized together: a listener holds a connection only
+# for its short transactions (never across a Slack call), so on PostgreSQL one connection per listener
+# thread means no listener ever waits for one; on SQLite the one writer is one pooled connection
+# (bot/storage/db.py). Threads outnumber Slack's concurrent work so an ack never waits behind slow posts.
+LISTENER_THREADS = 32
 
 
 @dataclass
@@ -53,7 +58,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, pool_size=LISTENER_THREADS + RUNTIME_CONNECTIONS)
     upgrade(engine)
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
