@@ -8,13 +8,14 @@ import io
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 from urllib.request import Request
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from grading.errors import CrsbotError
@@ -95,18 +96,25 @@ def make_client(token: str | None, base_url: str, timeout: int = 10) -> WebClien
 
 
 class Sender:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, on_error: Callable[[str, str], None] | None = None) -> None:
         self.client = client
+        self.on_error = on_error  # told (method, Slack error code) of every call that failed after retries
 
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, *, read: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """`read=True` for read methods, which Slack takes as query parameters (not JSON)."""
         try:
-            response = self.client.api_call(method, json=kwargs)
+            response = (self.client.api_call(method, http_verb="GET", params=kwargs) if read
+                        else self.client.api_call(method, json=kwargs))
         except SlackApiError as exc:
             reason = str(exc.response.get("error") if exc.response is not None else exc)
             log.error("slack %s failed after retries: %s", method, reason)
+            if self.on_error:
+                self.on_error(method, reason)
             raise DeliveryError(method, reason) from None
         except OSError as exc:
             log.error("slack %s failed after retries: %s", method, exc)
+            if self.on_error:
+                self.on_error(method, "connection_failed")
             raise DeliveryError(method, "connection failed") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
@@ -123,3 +131,34 @@ class Sender:
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)
+
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes, *, title: str,
+               alt_txt: str, initial_comment: str | None = None) -> str:
+        """Share a file in a channel or thread with Slack's external-upload flow (files.getUploadURLExternal,
+        POST the bytes, files.completeUploadExternal), done by slack_sdk's files_upload_v2; returns the file id."""
+        try:
+            response = self.client.files_upload_v2(
+                filename=filename, content=content, title=title, alt_txt=alt_txt, channel=channel,
+                thread_ts=thread_ts, initial_comment=initial_comment)
+        except SlackApiError as exc:
+            reason = str(exc.response.get("error") if exc.response is not None else exc)
+            log.error("slack file upload failed: %s", reason)
+            raise DeliveryError("files.completeUploadExternal", reason) from None
+        except (OSError, SlackRequestError) as exc:
+            log.error("slack file upload failed: %s", exc)
+            raise DeliveryError("files upload", "upload failed") from None
+        return str((response.get("file") or {}).get("id", ""))
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self._call("views.publish", user_id=user, view=view)
+
+    def user_channels(self, user: str) -> list[str]:
+        """The public and private channels `user` belongs to (private ones where the bot is too)."""
+        found: list[str] = []
+        cursor = ""
+        while True:
+            page = self._call("users.conversations", read=True, user=user, types="public_channel,private_channel",
+                              limit=200, exclude_archived="true", **({"cursor": cursor} if cursor else {}))
+            found += [str(c["id"]) for c in page.get("channels", [])]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                return found
