@@ -11,6 +11,7 @@ class ActionId(StrEnum):
     SNOOZE = "crs_snooze"
     ACK = "crs_ack"
     NEW_ASSESSMENT = "crs_new_assessment"
+    TIMELINE = "crs_timeline"
 
 
 class CallbackId(StrEnum):

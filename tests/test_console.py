@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from messages.timeline import SIZE_PX
 
 CRSBOT = shutil.which("crsbot", path=os.path.dirname(sys.executable))
 
@@ -41,6 +44,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> str:
         "advance 16m",
         "press resolved",
         "/crs status",
+        "/crs history patient=bed7",
     ], tmp_path_factory.mktemp("console"), env={"CRSBOT_TIMEZONE": "Europe/Berlin"})
 
 
@@ -82,6 +86,16 @@ def test_a_channel_without_a_chain_is_prompted_and_its_reminders_name_the_assess
     assert ":warning: No on-call chain is set in this channel: reminders for this patient will mention " \
         "<@U0CLINIC01>" in out
     assert ":alarm_clock: <@U0CLINIC01>: time to reassess patient *bed3*" in out
+
+
+def test_history_saves_the_episode_picture_and_prints_its_path(session: str) -> None:
+    history = session[session.index("> /crs history patient=bed7"):]
+    match = re.search(r"picture saved: (\S+\.png)", history)
+    assert match, history
+    image = Image.open(match.group(1))
+    assert image.format == "PNG" and image.size == SIZE_PX
+    assert "Timeline of patient *bed7*'s CRS episode" in history
+    assert "History for bed7" in history, "the text history is still shown"
 
 
 def test_bad_input_and_form_errors_are_explained_not_traced(tmp_path: Path) -> None:

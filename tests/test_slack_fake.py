@@ -113,6 +113,7 @@ def test_auth_test_reports_the_bot_identity_and_scopes(fake: FakeSlack) -> None:
         "groups:read",
         "channels:history",
         "groups:history",
+        "files:write",
     }
 
 

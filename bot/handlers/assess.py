@@ -54,7 +54,8 @@ def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
         footer = UNTRACKED_FOOTER
     value = deps.sealer.seal(button_scope(call.channel), t=call.text, a=recorded.assessment_id,
                              e=episode.id if episode else None)
-    payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
+    payload = render_message(crs_layout(report), assessment_buttons(value, timeline=episode is not None),
+                             footer=footer)
     if episode and recorded.is_new_episode and deps.reminders is not None \
             and deps.store.get_oncall(call.channel) is None:
         # In the channel post itself, so the whole team sees that nobody is set to be paged.

@@ -1,13 +1,5 @@
-"""Everything the bot sends to Slack goes through here, over ONE shared client that keeps its
-connections alive.
-
-slack_sdk's WebClient opens a new urllib connection (and TLS handshake) for every call; at a
-catch-up of thousands of reminders that is most of the cost. `KeepAliveWebClient` keeps one
-HTTP/1.1 connection per thread, all sharing one SSLContext, and is the client Bolt uses for
-commands too. Commands retry on rate limits (honouring Retry-After) and connection errors;
-reminder posts do not (`Sender.post_reminder`): the engine must never sleep on a Retry-After while
-it holds a claim, and a post whose outcome is unknown is reconciled, not blindly repeated.
-"""
+"""Everything the bot sends to Slack goes through here: retries on rate limits (honouring
+Retry-After) and connection errors, and one failure type the rest of the bot can report."""
 
 from __future__ import annotations
 
@@ -24,19 +16,13 @@ from urllib.parse import urlsplit
 from urllib.request import Request
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 
 from grading.errors import CrsbotError
 
 log = logging.getLogger("crsbot.sender")
-
-__all__ = ["DeliveryError", "KeepAliveWebClient", "PostOutcomeUnknown", "PostRateLimited", "PostRefused",
-           "Sender", "make_client"]
-
-# Errors on a reused connection that mean "the server closed it while idle": safe to resend once.
-_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class DeliveryError(CrsbotError):
@@ -47,6 +33,10 @@ class DeliveryError(CrsbotError):
         self.reason = reason
         super().__init__(f"Slack did not accept the message ({method}: {reason}). Nothing stored was lost; "
                          "please try again, or check that crsbot is invited to this channel (`/invite @crsbot`).")
+
+
+# A reused connection the server closed while idle fails like this before anything was read: resend once.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class PostRateLimited(Exception):
@@ -65,26 +55,16 @@ class PostOutcomeUnknown(Exception):
     """The request may or may not have reached Slack (timeout, connection lost, 5xx)."""
 
 
-class _ConnectionPool(threading.local):
-    connections: dict[tuple[str, str, int], http.client.HTTPConnection]
-
-    def __init__(self) -> None:
-        self.connections = {}
-
-
-class KeepAliveWebClient(WebClient):
-    """A WebClient whose requests reuse one kept-alive connection per thread and one SSLContext.
-
-    `without_retries()` turns the retry handlers off for calls made inside it on this thread
-    (the handlers list is otherwise shared by every thread using the client).
-    """
+class KeptAliveClient(WebClient):
+    """slack_sdk's WebClient opens a new connection (and a TLS handshake) for every call. This one keeps
+    one HTTP/1.1 connection per thread to the API host, all sharing one SSLContext; slack_sdk's retry
+    handlers (rate limits, connection errors) work as before, since failures look as urllib's do."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._pool = _ConnectionPool()
         self._no_retry = threading.local()
         self._handlers: list[RetryHandler] = []
         super().__init__(*args, **kwargs)
-        self._ssl_context = self.ssl or ssl.create_default_context()
+        self._local = threading.local()
 
     @property  # type: ignore[override]
     def retry_handlers(self) -> list[RetryHandler]:
@@ -96,72 +76,60 @@ class KeepAliveWebClient(WebClient):
 
     @contextmanager
     def without_retries(self) -> Iterator[None]:
+        """Calls inside make one attempt on this thread: a reminder post never sleeps on a Retry-After
+        while its claim is held, and a post whose outcome is unknown is reconciled, not resent."""
         self._no_retry.on = True
         try:
             yield
         finally:
             self._no_retry.on = False
 
-    def _connection(self, scheme: str, host: str, port: int) -> tuple[http.client.HTTPConnection, bool]:
-        key = (scheme, host, port)
-        conn = self._pool.connections.get(key)
-        if conn is not None:
-            return conn, True
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl_context)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        self._pool.connections[key] = conn
-        return conn, False
-
-    def _drop(self, scheme: str, host: str, port: int) -> None:
-        conn = self._pool.connections.pop((scheme, host, port), None)
-        if conn is not None:
-            conn.close()
+    def _connection(self, scheme: str, netloc: str, fresh: bool = False) -> http.client.HTTPConnection:
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        connection = pool.get((scheme, netloc))
+        if connection is None or fresh:
+            if connection is not None:
+                connection.close()
+            connection = (http.client.HTTPSConnection(netloc, timeout=self.timeout, context=self.ssl)
+                          if scheme == "https" else http.client.HTTPConnection(netloc, timeout=self.timeout))
+            pool[(scheme, netloc)] = connection
+        return connection
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
-        if self.proxy:
-            return super()._perform_urllib_http_request_internal(url, req)
         parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
+        if parts.scheme not in ("http", "https"):
             return super()._perform_urllib_http_request_internal(url, req)
-        port = parts.port or (443 if scheme == "https" else 80)
-        host = parts.hostname or ""
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {k: str(v) for k, v in req.header_items()}
-        body = req.data if isinstance(req.data, bytes) else None
-        for attempt in (1, 2):
-            conn, reused = self._connection(scheme, host, port)
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                raw = resp.read()
-            except _STALE_CONNECTION:
-                self._drop(scheme, host, port)
-                if reused and attempt == 1:
-                    continue  # the server closed an idle connection; open a fresh one
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection = self._connection(parts.scheme, parts.netloc)
+        reused = connection.sock is not None
+        try:
+            connection.request(req.get_method(), target, body=req.data, headers=dict(req.header_items()))
+            response = connection.getresponse()
+        except _STALE:
+            if not reused:
                 raise
-            except BaseException:
-                self._drop(scheme, host, port)
-                raise
-            if resp.will_close:
-                self._drop(scheme, host, port)
-            if resp.status >= 400:
-                raise HTTPError(url, resp.status, resp.reason, resp.headers, io.BytesIO(raw))
-            charset = resp.headers.get_content_charset() or "utf-8"
-            return {"status": resp.status, "headers": resp.headers, "body": raw.decode(charset)}
-        raise AssertionError("unreachable")
+            connection = self._connection(parts.scheme, parts.netloc, fresh=True)
+            connection.request(req.get_method(), target, body=req.data, headers=dict(req.header_items()))
+            response = connection.getresponse()
+        except OSError:
+            connection.close()
+            raise
+        body = response.read()
+        if response.will_close:
+            connection.close()
+        if response.status >= 400:
+            raise HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
+        charset = response.headers.get_content_charset() or "utf-8"
+        return {"status": response.status, "headers": response.headers, "body": body.decode(charset)}
 
 
-def make_client(token: str | None, base_url: str, timeout: float = 10) -> KeepAliveWebClient:
-    """The bot's one Slack client (Bolt, commands and reminders share it), with one SSLContext for
-    every call: without it, each HTTPS call builds a new context and loads the whole CA bundle again
-    (about 20 ms of CPU)."""
-    client = KeepAliveWebClient(token=token, base_url=base_url, timeout=timeout,  # type: ignore[arg-type]
-                                ssl=ssl.create_default_context())
-    client.retry_handlers = [RateLimitErrorRetryHandler(max_retry_count=3),
-                             ConnectionErrorRetryHandler(max_retry_count=2)]
+def make_client(token: str | None, base_url: str, timeout: float = 10) -> WebClient:
+    """The one client for every Web API call (commands, buttons, reminders): kept-alive connections
+    and one SSLContext (without it each HTTPS call builds a context and reloads the CA bundle, ~20 ms CPU)."""
+    client = KeptAliveClient(token=token, base_url=base_url, timeout=timeout, ssl=ssl.create_default_context())
+    client.retry_handlers.clear()
+    client.retry_handlers.extend([RateLimitErrorRetryHandler(max_retry_count=3),
+                                  ConnectionErrorRetryHandler(max_retry_count=2)])
     return client
 
 
@@ -219,7 +187,7 @@ class Sender:
         if metadata:
             body["metadata"] = metadata
         client = self.client
-        guard = client.without_retries() if isinstance(client, KeepAliveWebClient) else _nothing()
+        guard = client.without_retries() if isinstance(client, KeptAliveClient) else _nothing()
         try:
             with guard:
                 response = client.api_call("chat.postMessage", json=body)
@@ -267,6 +235,22 @@ class Sender:
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)
 
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes, *, title: str,
+               alt_txt: str, initial_comment: str | None = None) -> str:
+        """Share a file in a channel or thread with Slack's external-upload flow (files.getUploadURLExternal,
+        POST the bytes, files.completeUploadExternal), done by slack_sdk's files_upload_v2; returns the file id."""
+        try:
+            response = self.client.files_upload_v2(
+                filename=filename, content=content, title=title, alt_txt=alt_txt, channel=channel,
+                thread_ts=thread_ts, initial_comment=initial_comment)
+        except SlackApiError as exc:
+            reason = str(exc.response.get("error") if exc.response is not None else exc)
+            log.error("slack file upload failed: %s", reason)
+            raise DeliveryError("files.completeUploadExternal", reason) from None
+        except (OSError, SlackRequestError) as exc:
+            log.error("slack file upload failed: %s", exc)
+            raise DeliveryError("files upload", "upload failed") from None
+        return str((response.get("file") or {}).get("id", ""))
     def publish_home(self, user: str, view: dict[str, Any]) -> None:
         self._call("views.publish", user_id=user, view=view)
 
