@@ -150,7 +150,7 @@ def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
 
     blocks = message_blocks(params)
     assert action_ids(blocks) == [ActionId.REASSESSED.value, ActionId.DETAILS.value, ActionId.RESOLVED.value,
-                                  ActionId.NEW_ASSESSMENT.value]  # no snooze on an assessment
+                                  ActionId.NEW_ASSESSMENT.value, ActionId.TIMELINE.value]  # no snooze here
     version = load_rulebooks(None)["iv"].rulebook.version
     context = " ".join(context_texts(blocks))
     assert f"v{version}" in context

@@ -14,11 +14,13 @@ from PIL import Image
 
 from bot.cli import main
 from bot.clock import ManualClock
+from bot.episodes.repositories import Outcome, ReminderRepository
 from bot.episodes.timeline_data import NoTimelineError, episode_timeline, timeline_from_audit
 from bot.rulebooks import load_rulebooks
 from bot.settings import load_settings
 from bot.storage import Store, export_audit
 from bot.storage.db import make_engine, upgrade
+from bot.storage.kinds import ReminderStatus
 from grading.pipeline import assess_crs, assess_icans
 from grading.parse import parse_crs, parse_icans
 from messages.timeline import ALT_TEXT_LIMIT, SIZE_PX, EpisodeTimeline, Series, build_figure, render_picture
@@ -69,9 +71,17 @@ def record_script(store: Store, clock: ManualClock) -> int:
                 store.schedule_reminder(episode_id, kind_due, clock.now() + timedelta(minutes=after))
             for after in (30, 45):
                 clock.set(CLOCK_START + timedelta(minutes=40 + after))
-                group = store.claim_due(episode_id, "replica-a", clock.now(), clock.now() - timedelta(hours=1), 3)
-                assert group is not None
-                store.complete_delivery(group.reminders[0], group.reminders[1:], "replica-a", "1.0", timedelta(0))
+                delivery = ReminderRepository(store.engine)
+                batch = delivery.claim_batch("replica-a", "token", clock.now(), clock.now() + timedelta(hours=1), 10)
+                assert batch is not None
+                ids = tuple(r.id for r in batch.reminders)
+                first = batch.reminders[0]
+                audit = {"action": "escalation" if first.kind == "escalation" else "reminder_sent", "channel_id": CH,
+                         "patient_label": "bed12", "reminder_id": first.id, "episode_id": episode_id,
+                         "kind": first.kind}
+                delivery.complete("token", "replica-a", clock.now(), [Outcome(
+                    ids, ReminderStatus.SENT, primary_id=ids[0], message_ts="1.0", late_by=timedelta(0),
+                    audit=audit)], [])
     clock.set(CLOCK_START + timedelta(minutes=300))
     assert store.resolve_episode(CH, "bed12", "U0DOC", 72) is not None
     return episode_id
