@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from grading.errors import CrsbotError
@@ -74,6 +74,22 @@ class Sender:
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)
 
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes, *, title: str,
+               alt_txt: str, initial_comment: str | None = None) -> str:
+        """Share a file in a channel or thread with Slack's external-upload flow (files.getUploadURLExternal,
+        POST the bytes, files.completeUploadExternal), done by slack_sdk's files_upload_v2; returns the file id."""
+        try:
+            response = self.client.files_upload_v2(
+                filename=filename, content=content, title=title, alt_txt=alt_txt, channel=channel,
+                thread_ts=thread_ts, initial_comment=initial_comment)
+        except SlackApiError as exc:
+            reason = str(exc.response.get("error") if exc.response is not None else exc)
+            log.error("slack file upload failed: %s", reason)
+            raise DeliveryError("files.completeUploadExternal", reason) from None
+        except (OSError, SlackRequestError) as exc:
+            log.error("slack file upload failed: %s", exc)
+            raise DeliveryError("files upload", "upload failed") from None
+        return str((response.get("file") or {}).get("id", ""))
     def publish_home(self, user: str, view: dict[str, Any]) -> None:
         self._call("views.publish", user_id=user, view=view)
 
