@@ -174,6 +174,8 @@ class ReminderEngine:
         self.tick_budget = tick_budget
         self._scheduler: BackgroundScheduler | None = None
         self._scheduler_lock = threading.Lock()
+        # Other once-across-replicas work driven by the same tick (the scheduled handoff).
+        self.tick_hooks: list[Callable[[], object]] = []
 
     # ------------------------------------------------------------------ cadence
 
@@ -324,6 +326,11 @@ class ReminderEngine:
             self.tick()
         except Exception:  # keep the metronome going; the rows are still there next second
             log.exception("reminder tick failed")
+        for hook in self.tick_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - same rule: the rows are still there next tick
+                log.exception("tick hook %r failed", hook)
 
     def start(self) -> None:
         """Start ticking in a background thread (idempotent)."""
