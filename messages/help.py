@@ -25,7 +25,8 @@ HELP: dict[Subcommand, HelpLine] = {
     Subcommand.DELAY: HelpLine("last=c1d8 since=3w", "restarting after a dose delay"),
     Subcommand.PREMED: HelpLine("cycle=3 priorcrs=yes", "premedication"),
     Subcommand.STATUS: HelpLine("", "open episodes in this channel"),
-    Subcommand.HISTORY: HelpLine("patient=bed12", "one patient's episodes"),
+    Subcommand.HISTORY: HelpLine("patient=bed12", "one patient's episodes, and their timeline picture"),
+    Subcommand.HANDOFF: HelpLine("", "post the shift handoff of this channel's episodes"),
     Subcommand.RESOLVE: HelpLine("patient=bed12", "resolve the patient's open episode"),
     Subcommand.ONCALL: HelpLine("@primary @secondary secondary=15m", "the escalation chain: primary, secondary, "
                                 "then the channel"),

@@ -21,7 +21,7 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -224,6 +224,8 @@ class ReminderEngine:
         self._lifecycle = threading.Lock()
         self._tick_lock = threading.Lock()
         self._unrecorded: list[tuple[str, datetime, list[Outcome], list[Booking]]] = []
+        # Other once-across-replicas work driven by the same loop (the scheduled handoff).
+        self.tick_hooks: list[Callable[[], object]] = []
 
     # ----------------------------------------------------------------- booking
 
@@ -449,6 +451,11 @@ class ReminderEngine:
         while not self._stop.is_set():
             try:
                 self.tick()
+                for hook in self.tick_hooks:
+                    try:
+                        hook()
+                    except Exception:  # noqa: BLE001 - one hook must not stop reminders
+                        log.exception("reminder engine hook %r failed", hook)
                 wait = self._idle_seconds()
             except Exception:  # keep going; the rows are still there next time
                 log.exception("reminder engine pass failed")

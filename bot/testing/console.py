@@ -231,6 +231,8 @@ class Console:
             self.clock.advance(delta)
             self.say(f"   bot clock is now {site_time(self.clock.now(), self.runtime.settings.zone)}")
             self.runtime.reminders.tick()
+            if self.runtime.handoffs is not None:
+                self.runtime.handoffs.tick()
         else:
             self.say("   not understood: type /crs ..., press N, submit ..., advance 2h or quit")
         self._settle(before)

@@ -1,7 +1,7 @@
 """Fenced reminder claims and the per-channel escalation chain.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002_handoffs
 Create Date: 2026-12-01
 
 reminders: claim_token (fences completion: only the holder of the current claim may record it),
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002_handoffs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
