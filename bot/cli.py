@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from grading.errors import CrsbotError, InputError
+from grading.errors import CrsbotError, InputError, PatientLabelError
 from grading.pipeline import assess_crs, assess_delay, assess_icans, assess_premed
 from messages.layout import layout_for
 from messages.text import render_text
@@ -32,6 +32,8 @@ def _assess(args: argparse.Namespace) -> int:
     rulebooks = load_rulebooks(settings.rulebook)
     text = " ".join(args.text)
     report = ASSESSORS[args.command](text, settings.site, rulebooks)
+    # The same label guard as Slack: an identifier is refused here too, even though nothing is stored.
+    settings.check_patient_label(getattr(getattr(report, "input", None), "patient", None))
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
+    except (InputError, PatientLabelError) as exc:
         print(f"crsbot: {exc.user_message()}", file=sys.stderr)
         return 2
     except CrsbotError as exc:

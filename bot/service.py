@@ -25,7 +25,6 @@ from grading.errors import CrsbotError, InputError
 from grading.models import CrsReport, Product
 from grading.parse import parse_crs, parse_icans, read_patient
 from grading.pipeline import Rulebooks, assess_delay, assess_premed
-from grading.privacy import check_patient_label
 from messages.blocks import assessment_buttons, button_value, render_ephemeral, render_message
 from messages.episodes import (
     escalation_message,
@@ -43,6 +42,11 @@ from messages.layout import crs_layout, layout_for
 log = logging.getLogger("crsbot.service")
 
 Payload = dict[str, Any]
+
+
+# Bare words a command may contain; the audit keeps these and marks any other word as refused.
+SUBCOMMAND_WORDS = frozenset({"help", "?", "form", "icans", "delay", "premed", "status", "history", "resolve",
+                              "oncall"})
 
 
 def _is_assessment(sub: str) -> bool:
@@ -85,7 +89,8 @@ class CrsService:
         word, _, rest = inv.text.strip().partition(" ")
         sub = word.lower()
         if not _is_assessment(sub):
-            self.store.audit("command", inv.channel_id, inv.user_id, detail={"text": inv.text[:500]})
+            self.store.audit("command", inv.channel_id, inv.user_id,
+                             detail={"text": self.settings.redact(inv.text, SUBCOMMAND_WORDS)[:500]})
         if sub in ("", "help", "?"):
             return help_message()
         if sub == "form":
@@ -119,9 +124,8 @@ class CrsService:
         if match is None:
             raise InputError("patient", f"`/crs {command}` needs the patient's bed or study label.",
                              "patient=<bed or study label>", f"/crs {command} patient=bed12")
-        label = read_patient("patient", match.group(1).lower())
-        check_patient_label(label, self.settings.patient_deny_pattern)
-        return label
+        label = self.settings.check_patient_label(match.group(1))
+        return read_patient("patient", label or "")
 
     # ---------------------------------------------------------------- assessing
 
@@ -135,7 +139,7 @@ class CrsService:
 
     def crs(self, channel: str, user: str, text: str) -> CrsReport:
         inp = parse_crs(text)
-        check_patient_label(inp.patient, self.settings.patient_deny_pattern)
+        self.settings.check_patient_label(inp.patient)
         graded = grade_crs(inp, self.settings.site)
         product: Product = inp.product or self.settings.product
         rulebook = self.rulebooks[product]
@@ -173,7 +177,7 @@ class CrsService:
 
     def icans(self, inv: Invocation, text: str) -> None:
         inp = parse_icans(text)
-        check_patient_label(inp.patient, self.settings.patient_deny_pattern)
+        self.settings.check_patient_label(inp.patient)
         product: Product = inp.product or self.settings.product
         rulebook = self.rulebooks[product]
         report = decide_icans(inp, rulebook)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 
-from bot.service import CrsService
-from grading.errors import CrsbotError, InputError
+from bot.service import SUBCOMMAND_WORDS, CrsService
+from grading.errors import CrsbotError, InputError, PatientLabelError
+from grading.privacy import REFUSED_MARKER
 from messages.blocks import render_ephemeral
 
 log = logging.getLogger("crsbot.errors")
@@ -30,14 +32,29 @@ def reply_for(error: Exception) -> dict[str, Any]:
                             f"admin this reference: `{ref}`.")
 
 
+# Set by the first custom middleware, which Bolt runs only after its own signature check passed
+# (HTTP) or for a Socket Mode envelope (authenticated by the app token). No mark, no reply.
+VERIFIED = "crsbot_verified"
+
+
 def register(app: App, service: CrsService) -> None:
+    @app.middleware
+    def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
+        context[VERIFIED] = True
+        next()
+
     @app.error
-    def on_error(error: Exception, body: dict[str, Any], respond: Any, logger: logging.Logger) -> BoltResponse:
+    def on_error(error: Exception, body: dict[str, Any], respond: Any, context: BoltContext,
+                 logger: logging.Logger) -> BoltResponse:
+        if not (context or {}).get(VERIFIED):
+            # Never answer, post for, or audit a request nobody has verified: its response_url,
+            # channel and text are the sender's choice. One line, no traceback, no contents.
+            log.warning("refused a request that failed before verification (%s)", type(error).__name__)
+            return BoltResponse(status=401, body="")
         reply = reply_for(error)
         if isinstance(error, CrsbotError):
             logger.info("user error: %s", type(error).__name__)
-            service.store.audit("failure", _channel(body), _user(body),
-                                detail={"error": type(error).__name__, "text": str(body.get("text", ""))[:500]})
+            service.store.audit("failure", _channel(body), _user(body), detail=failure_detail(error, body, service))
         try:
             if respond is not None and getattr(respond, "response_url", None):
                 respond(response_type="ephemeral", replace_original=False, **reply)
@@ -46,6 +63,19 @@ def register(app: App, service: CrsService) -> None:
         except Exception:  # noqa: BLE001 - reporting must never raise into Bolt
             log.exception("could not tell the user about an error")
         return BoltResponse(status=200, body="")
+
+
+def failure_detail(error: CrsbotError, body: dict[str, Any], service: CrsService) -> dict[str, Any]:
+    """What the audit keeps of a failure: the kind of error and the command with every label that
+    fails the guard replaced by a marker. A refused label itself is never kept, only why."""
+    detail: dict[str, Any] = {"error": type(error).__name__}
+    if isinstance(error, PatientLabelError):
+        detail.update(patient=REFUSED_MARKER, reason=error.reason)
+    elif isinstance(error, InputError) and error.key:
+        detail["key"] = error.key
+    if body.get("text"):
+        detail["text"] = service.settings.redact(str(body["text"]), SUBCOMMAND_WORDS)[:500]
+    return detail
 
 
 def _channel(body: dict[str, Any]) -> str:

@@ -10,8 +10,7 @@ from slack_bolt import Ack, App
 from bot.service import CrsService
 from grading.errors import InputError, PatientLabelError
 from grading.parse import parse_crs
-from grading.privacy import check_patient_label
-from messages.form import submission_text
+from messages.form import patient_value, submission_text
 from messages.ids import CallbackId, FormField
 
 FIELD_KEYS = {f.value for f in FormField}
@@ -26,10 +25,12 @@ def field_for(error: InputError) -> str:
 def register(app: App, service: CrsService) -> None:
     @app.view(CallbackId.CRS_FORM.value)
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        text = submission_text(view["state"]["values"])
+        values = view["state"]["values"]
         try:
-            inp = parse_crs(text)
-            check_patient_label(inp.patient, service.settings.patient_deny_pattern)
+            # The label as typed (several words included) meets the guard before anything joins or parses it.
+            label = service.settings.check_patient_label(patient_value(values))
+            text = submission_text(values, patient=label)
+            parse_crs(text)
         except InputError as exc:
             ack(response_action="errors", errors={field_for(exc): exc.user_message()[:300]})
             return
