@@ -17,7 +17,7 @@ from bot.rulebooks import load_rulebooks
 from bot.slack.sender import Sender, make_client
 from bot.service import CrsService
 from bot.settings import Settings, SettingsError, parse_duration
-from bot.storage.db import make_engine, upgrade
+from bot.storage.connect import open_database
 from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
@@ -49,10 +49,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         intervals = parse_intervals(settings.reassess_intervals)
     except ValueError as exc:
         raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
+    engine = open_database(settings.database_url, settings.data_dir)
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url)

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.clock import Clock, as_utc
+from bot.outage import OutageLog
 from bot.storage.records import Episode, Reminder
 from bot.storage.store import ANSWER_ACTIONS, AnswerOutcome, NotFound, Store
 
@@ -174,6 +175,7 @@ class ReminderEngine:
         self.tick_budget = tick_budget
         self._scheduler: BackgroundScheduler | None = None
         self._scheduler_lock = threading.Lock()
+        self.outage = OutageLog(log, "reminder tick")
 
     # ------------------------------------------------------------------ cadence
 
@@ -322,8 +324,10 @@ class ReminderEngine:
     def _scheduled_tick(self) -> None:
         try:
             self.tick()
-        except Exception:  # keep the metronome going; the rows are still there next second
-            log.exception("reminder tick failed")
+        except Exception as exc:  # noqa: BLE001 - keep the metronome going; the rows are still there next second
+            self.outage.failed(exc)
+        else:
+            self.outage.succeeded()
 
     def start(self) -> None:
         """Start ticking in a background thread (idempotent)."""
