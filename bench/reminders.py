@@ -343,7 +343,7 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
             ticks["longest_s"] = max(ticks["longest_s"], spent)
 
     runtime.reminders.tick = timed_tick  # type: ignore[method-assign]
-    store = runtime.service.store
+    store = runtime.deps.store
     virtual_start = EPOCH + (CATCH_UP_JUMP if config["mode"] == "catch_up" else timedelta(0))
     clock.offset = virtual_start - datetime.now(timezone.utc)
     expected: int | None = None

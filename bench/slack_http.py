@@ -1,11 +1,23 @@
-"""HTTP ack latency and time-to-post for `/crs` against `crsbot serve`, next to a bare Bolt app that
-only acks, behind the same waitress settings, in the same run (issue 3).
+"""HTTP ack latency, time-to-post and CPU per command for `/crs` against `crsbot serve`, next to a bare
+Bolt app that only acks and a floor app (Bolt + one insert + one post), behind the same waitress
+settings, in the same run, with the Slack fake over plain HTTP and over HTTPS (issues 3 and 9).
 
     .venv/bin/python bench/slack_http.py                  # table, 200 requests per level
     .venv/bin/python bench/slack_http.py --requests 500   # more samples
     .venv/bin/python bench/slack_http.py --json           # machine-readable
+    .venv/bin/python bench/slack_http.py --transport https --concurrency 16
 
-Aim (issue 3): p50 ack within 1.3x of the bare app, and no ack slower than 3 s at concurrency 16.
+Aims at concurrency 16 (issue 9), for each transport: CPU per command within 1.5x the floor's,
+time-to-post p99 under 100 ms, ack p50 within 1.5x the floor's. Issue 3's aims stay reported:
+p50 ack within 1.3x of the bare app, no ack slower than 3 s.
+
+The floor app (`--serve-floor`) is the least a bot that records and answers can do: Bolt, an ack, one
+INSERT through the project's own SQLite set-up (`bot.storage.db.make_engine`), one chat.postMessage
+through the project's own Slack client (`bot.slack.sender`). CPU per command is the server process's
+user+system CPU time (/proc/PID/stat) over the measured requests of a level, after every post has
+arrived, divided by the requests acked. For HTTPS the bench makes a self-signed certificate (openssl),
+serves the fake over TLS, and points the servers' SSL_CERT_FILE at the system CA bundle plus that
+certificate, so verifying it costs what verifying Slack's costs.
 
 Method. Everything runs on loopback. The Slack fake (`bot.testing.slack_fake.FakeSlack`) runs in a child
 process of its own, so its work is not on the load generator's GIL (real Slack is elsewhere too).
@@ -41,6 +53,8 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -63,9 +77,13 @@ from bot.testing.slack_requests import sign, slash_body  # noqa: E402
 from tests.slack_support import CrsbotProcess, clean_env, new_secret, start_crsbot  # noqa: E402
 
 TEXT = "temp=39 sbp=85 pressor=1"
-THREADS = 16  # bot/settings.py default for CRSBOT_THREADS, used for both servers
+THREADS = 16  # bot/settings.py default for CRSBOT_THREADS, used for every server
 AIM_RATIO = 1.3
 AIM_MAX_ACK_S = 3.0
+AIM_FLOOR_CPU = 1.5
+AIM_FLOOR_ACK = 1.5
+AIM_POST_P99_MS = 100.0
+APPS = ("bare", "floor", "crsbot")
 USER = "U0BENCH001"
 
 
@@ -108,12 +126,62 @@ def serve_bare(host: str, port: int, api_url: str, threads: int) -> int:
     return 0
 
 
+def serve_floor(host: str, port: int, api_url: str, threads: int) -> int:
+    """The floor: what any bot that records and answers must do. Bolt, ack, one INSERT, one post."""
+    import logging
+
+    import waitress
+    from slack_bolt import Ack, App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    from bot.app import LISTENER_THREADS
+    from bot.slack.sender import Sender, make_client
+    from bot.storage.db import make_engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    engine = make_engine(f"sqlite:///{Path.cwd() / 'floor.sqlite3'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, channel TEXT, "
+                                   "user TEXT, text TEXT, at REAL)")
+    sender = Sender(make_client(os.environ["SLACK_BOT_TOKEN"], api_url))
+    app = App(signing_secret=os.environ["SLACK_SIGNING_SECRET"], client=sender.client,
+              token_verification_enabled=False,
+              listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS))
+
+    @app.command("/crs")
+    def crs(ack: Ack, command: dict[str, Any]) -> None:
+        ack()
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO floor (channel, user, text, at) VALUES (?, ?, ?, ?)",
+                                       (command["channel_id"], command["user_id"], command["text"], time.time()))
+        sender.post(command["channel_id"], {"text": f"graded: {command['text']}"})
+
+    slack = SlackRequestHandler(app, path="/slack/events")
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "11")])
+            return [b'{"ok":true}']
+        return slack(environ, start_response)
+
+    server = waitress.create_server(wsgi, host=host, port=port, threads=threads, ident="crsbot",
+                                    clear_untrusted_proxy_headers=True)
+    print(f"crsbot listening on http://{host}:{server.effective_port}", flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    return 0
+
+
 @contextmanager
-def bare_process(api_url: str, token: str, secret: str, workdir: Path) -> Iterator[CrsbotProcess]:
-    log_path = workdir / "bare.log"
-    env = clean_env({"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": secret})
+def baseline_process(kind: str, api_url: str, token: str, secret: str, workdir: Path,
+                     extra_env: dict[str, str]) -> Iterator[CrsbotProcess]:
+    """`kind` is "bare" or "floor": this file run with --serve-bare / --serve-floor."""
+    log_path = workdir / f"{kind}.log"
+    env = clean_env({"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": secret, **extra_env})
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve-bare", "--api-url", api_url],
+        proc = subprocess.Popen([sys.executable, __file__, f"--serve-{kind}", "--api-url", api_url],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(workdir))
     process = CrsbotProcess(proc=proc, log_path=log_path)
@@ -125,9 +193,10 @@ def bare_process(api_url: str, token: str, secret: str, workdir: Path) -> Iterat
 
 
 @contextmanager
-def crsbot_process(api_url: str, token: str, secret: str, workdir: Path) -> Iterator[CrsbotProcess]:
+def crsbot_process(api_url: str, token: str, secret: str, workdir: Path,
+                   extra_env: dict[str, str]) -> Iterator[CrsbotProcess]:
     env = clean_env({"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": secret, "SLACK_API_URL": api_url,
-                     "CRSBOT_DATA_DIR": str(workdir / "data"), "CRSBOT_THREADS": str(THREADS)})
+                     "CRSBOT_DATA_DIR": str(workdir / "data"), "CRSBOT_THREADS": str(THREADS), **extra_env})
     process = start_crsbot(env, workdir / "crsbot.log", cwd=workdir)
     try:
         yield process
@@ -138,7 +207,22 @@ def crsbot_process(api_url: str, token: str, secret: str, workdir: Path) -> Iter
 # --------------------------------------------------------------------------- load generation
 
 
-def fake_child(conn: Connection, events: Any) -> None:
+def make_certificate(workdir: Path) -> tuple[Path, Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (cert, key), and a CA bundle: the system's CAs plus it."""
+    cert, key, bundle = workdir / "fake-cert.pem", workdir / "fake-key.pem", workdir / "ca-bundle.pem"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the HTTPS run needs the openssl command to make a self-signed certificate")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    paths = ssl.get_default_verify_paths()
+    system = Path(paths.cafile or paths.openssl_cafile)
+    bundle.write_text((system.read_text() if system.exists() else "") + "\n" + cert.read_text())
+    return cert, key, bundle
+
+
+def fake_child(conn: Connection, events: Any, tls_files: tuple[str, str] | None = None) -> None:
     """The Slack fake in its own process (Slack is not on the load generator's GIL): reports each
     chat.postMessage as (channel, time.monotonic()) and hands out response URLs on request."""
 
@@ -146,7 +230,11 @@ def fake_child(conn: Connection, events: Any) -> None:
         if call.method == "chat.postMessage":
             events.put((str(call.params.get("channel")), time.monotonic()))
 
-    with FakeSlack() as fake:
+    tls = None
+    if tls_files is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(*tls_files)
+    with FakeSlack(tls=tls) as fake:
         fake.subscribe(on_call)
         conn.send(fake.api_url)
         while True:
@@ -160,11 +248,11 @@ def fake_child(conn: Connection, events: Any) -> None:
 class RemoteFake:
     """The parent's handle on `fake_child`: its API URL, response URLs, and the post clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_files: tuple[str, str] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child_conn = ctx.Pipe()
         self.events = ctx.Queue()
-        self.process = ctx.Process(target=fake_child, args=(child_conn, self.events), daemon=True)
+        self.process = ctx.Process(target=fake_child, args=(child_conn, self.events, tls_files), daemon=True)
         self.process.start()
         if not self.conn.poll(30):
             raise RuntimeError("the Slack fake did not start")
@@ -247,6 +335,12 @@ def prepare(fake: RemoteFake, secret: str, prefix: str, count: int) -> list[tupl
     return requests
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None, secret: str, tag: str,
               concurrency: int, requests: int, warmup: int, deadline: float, timeout: float) -> dict[str, Any]:
     host, port = process.host, process.port
@@ -270,6 +364,7 @@ def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None,
             with lock:
                 samples.append(sample)
 
+    cpu = cpu_seconds(process.proc.pid)
     wall = time.monotonic()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _ in range(concurrency):
@@ -294,6 +389,9 @@ def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None,
             delays = [posts.seen[s.channel] - s.start for s in acked if s.channel in posts.seen]
         result["post_ms"] = summary(delays)
         result["posted"] = len(delays)
+    else:
+        time.sleep(0.05)  # the bare app's listener threads finish just after their ack
+    result["cpu_ms_per_command"] = (cpu_seconds(process.proc.pid) - cpu) * 1000 / max(1, len(acked))
     return result
 
 
@@ -314,27 +412,19 @@ def summary(seconds: list[float]) -> dict[str, float] | None:
 # --------------------------------------------------------------------------- the run
 
 
-def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, timeout: float) -> dict[str, Any]:
+def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, timeout: float,
+          transports: list[str]) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + max_seconds
     token, secret = new_secret("token"), new_secret("secret")
-    results: dict[str, list[dict[str, Any]]] = {"bare": [], "crsbot": []}
+    runs: dict[str, dict[str, Any]] = {}
     tmp_dir = tempfile.TemporaryDirectory(prefix="crsbot-bench-")
     workdir = Path(tmp_dir.name)
-    fake = RemoteFake()
-    posts = fake.posts
     try:
-        with bare_process(fake.api_url, token, secret, workdir) as bare, \
-                crsbot_process(fake.api_url, token, secret, workdir) as bot:
-            for level in levels:
-                # Interleaved per level, bare first, so both see the same machine state.
-                for name, process, clock in (("bare", bare, None), ("crsbot", bot, posts)):
-                    results[name].append(run_level(process, fake, clock, secret, f"{name[0].upper()}{level}",
-                                                   level, requests, warmup, deadline, timeout))
-            alive = bot.alive() and bot.health().status == 200
-            leaked = token in bot.output() or secret in bot.output()
+        for transport in transports:
+            runs[transport] = bench_transport(transport, workdir / transport, token, secret, requests, levels, warmup,
+                                              deadline, timeout)
     finally:
-        fake.stop()
         tmp_dir.cleanup()
     return {
         "text": f"/crs {TEXT}",
@@ -344,20 +434,56 @@ def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, tim
         "python": sys.version.split()[0],
         "threads": THREADS,
         "elapsed_s": time.monotonic() - started,
-        "crsbot_healthy_after": alive,
-        "secrets_in_output": leaked,
-        "results": results,
-        "verdict": verdict(results),
+        "runs": runs,
     }
+
+
+def bench_transport(transport: str, workdir: Path, token: str, secret: str, requests: int, levels: list[int],
+                    warmup: int, deadline: float, timeout: float) -> dict[str, Any]:
+    """One fake (HTTP or HTTPS) and the three apps against it, levels interleaved."""
+    workdir.mkdir(parents=True)
+    extra_env: dict[str, str] = {}
+    tls_files = None
+    if transport == "https":
+        cert, key, bundle = make_certificate(workdir)
+        tls_files = (str(cert), str(key))
+        extra_env = {"SSL_CERT_FILE": str(bundle)}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in APPS}
+    fake = RemoteFake(tls_files)
+    posts = fake.posts
+    try:
+        with baseline_process("bare", fake.api_url, token, secret, workdir, extra_env) as bare, \
+                baseline_process("floor", fake.api_url, token, secret, workdir, extra_env) as floor, \
+                crsbot_process(fake.api_url, token, secret, workdir, extra_env) as bot:
+            for level in levels:
+                # Interleaved per level, so all three see the same machine state.
+                for name, process, clock in (("bare", bare, None), ("floor", floor, posts), ("crsbot", bot, posts)):
+                    tag = f"{transport[-1].upper()}{name[0].upper()}{level}"
+                    results[name].append(run_level(process, fake, clock, secret, tag, level, requests, warmup,
+                                                   deadline, timeout))
+            alive = bot.alive() and bot.health().status == 200
+            leaked = token in bot.output() or secret in bot.output()
+    finally:
+        fake.stop()
+    return {"api_url": fake.api_url, "crsbot_healthy_after": alive, "secrets_in_output": leaked,
+            "results": results, "verdict": verdict(results)}
 
 
 def verdict(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     ratios = {}
-    for bare, bot in zip(results["bare"], results["crsbot"], strict=True):
+    floor_ratios: dict[str, dict[str, float | None]] = {}
+    for bare, floor, bot in zip(results["bare"], results["floor"], results["crsbot"], strict=True):
+        level = str(bot["concurrency"])
         if bare["ack_ms"] and bot["ack_ms"]:
-            ratios[str(bot["concurrency"])] = bot["ack_ms"]["p50"] / bare["ack_ms"]["p50"]
+            ratios[level] = bot["ack_ms"]["p50"] / bare["ack_ms"]["p50"]
+        floor_ratios[level] = {
+            "cpu": bot["cpu_ms_per_command"] / floor["cpu_ms_per_command"] if floor["cpu_ms_per_command"] else None,
+            "ack_p50": bot["ack_ms"]["p50"] / floor["ack_ms"]["p50"] if bot["ack_ms"] and floor["ack_ms"] else None,
+        }
     top = [r for r in results["crsbot"] if r["concurrency"] >= 16]
     max_ack = max((r["ack_ms"]["max"] for r in top if r["ack_ms"]), default=None)
+    post_p99 = max((r["post_ms"]["p99"] for r in top if r["post_ms"]), default=None)
+    at16 = floor_ratios.get("16", {})
     complete = all(r["errors"] == 0 and r["ok"] == r["sent"] for rs in results.values() for r in rs)
     return {
         "p50_ack_ratio": ratios,
@@ -365,6 +491,11 @@ def verdict(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "max_ack_ms_at_16": max_ack,
         "max_ack_aim_met": max_ack is not None and max_ack <= AIM_MAX_ACK_S * 1000 and complete,
         "all_requests_acked_200": complete,
+        "vs_floor": floor_ratios,
+        "cpu_aim_met": at16.get("cpu") is not None and at16["cpu"] <= AIM_FLOOR_CPU,  # type: ignore[operator]
+        "ack_floor_aim_met": at16.get("ack_p50") is not None and at16["ack_p50"] <= AIM_FLOOR_ACK,  # type: ignore
+        "post_p99_ms_at_16": post_p99,
+        "post_p99_aim_met": post_p99 is not None and post_p99 < AIM_POST_P99_MS,
     }
 
 
@@ -372,34 +503,48 @@ def table(result: dict[str, Any]) -> str:
     def ms(value: float | None) -> str:
         return f"{'-':>8}" if value is None else f"{value:8.1f}"
 
+    def met(flag: bool) -> str:
+        return "met" if flag else "NOT met"
+
     lines = [f"{result['text']}: {result['requests_per_level']} requests per level "
              f"(+{result['warmup_per_level']} warm-up), {result['cpus']} CPUs, Python {result['python']}, "
-             f"waitress threads={result['threads']}",
-             "",
-             f"{'app':<7} {'conc':>4} {'ok':>5} {'err':>4} {'req/s':>7} {'ack p50':>8} {'ack p99':>8} "
-             f"{'ack max':>8} {'post p50':>8} {'post p99':>8} {'post max':>8}   (ms)"]
-    for name in ("bare", "crsbot"):
-        for r in result["results"][name]:
-            ack, post = r["ack_ms"] or {}, r["post_ms"] or {}
-            lines.append(f"{name:<7} {r['concurrency']:>4} {r['ok']:>5} {r['errors']:>4} "
-                         f"{r['throughput_rps']:>7.0f} {ms(ack.get('p50'))} {ms(ack.get('p99'))} "
-                         f"{ms(ack.get('max'))} {ms(post.get('p50'))} {ms(post.get('p99'))} {ms(post.get('max'))}")
-            if r["error_examples"]:
-                lines.append(f"        errors: {'; '.join(r['error_examples'])}")
-    v = result["verdict"]
-    lines.append("")
-    for level, ratio in v["p50_ack_ratio"].items():
-        lines.append(f"p50 ack crsbot/bare at concurrency {level}: {ratio:.2f}x")
-    lines.append(f"aim p50 ack <= {AIM_RATIO}x bare: {'met' if v['ratio_aim_met'] else 'NOT met'}")
-    max_ack = v["max_ack_ms_at_16"]
-    if max_ack is None:
-        lines.append(f"aim no ack > {AIM_MAX_ACK_S:g} s at concurrency 16: not measured in this run")
-    else:
-        lines.append(f"aim no ack > {AIM_MAX_ACK_S:g} s at concurrency 16: "
-                     f"{'met' if v['max_ack_aim_met'] else 'NOT met'} (slowest {ms(max_ack).strip()} ms"
-                     f"{'' if v['all_requests_acked_200'] else ', some requests failed'})")
-    lines.append(f"crsbot healthy afterwards: {result['crsbot_healthy_after']}; "
-                 f"secrets in its output: {result['secrets_in_output']}; run took {result['elapsed_s']:.1f} s")
+             f"waitress threads={result['threads']}"]
+    for transport, run in result["runs"].items():
+        lines += ["", f"Slack fake over {transport.upper()} ({run['api_url']})",
+                  f"{'app':<7} {'conc':>4} {'ok':>5} {'err':>4} {'req/s':>7} {'ack p50':>8} {'ack p99':>8} "
+                  f"{'ack max':>8} {'post p50':>8} {'post p99':>8} {'post max':>8} {'CPU/cmd':>8}   (ms)"]
+        for name in APPS:
+            for r in run["results"][name]:
+                ack, post = r["ack_ms"] or {}, r["post_ms"] or {}
+                lines.append(f"{name:<7} {r['concurrency']:>4} {r['ok']:>5} {r['errors']:>4} "
+                             f"{r['throughput_rps']:>7.0f} {ms(ack.get('p50'))} {ms(ack.get('p99'))} "
+                             f"{ms(ack.get('max'))} {ms(post.get('p50'))} {ms(post.get('p99'))} "
+                             f"{ms(post.get('max'))} {ms(r['cpu_ms_per_command'])}")
+                if r["error_examples"]:
+                    lines.append(f"        errors: {'; '.join(r['error_examples'])}")
+        v = run["verdict"]
+        lines.append("")
+        for level, ratio in v["p50_ack_ratio"].items():
+            floor = v["vs_floor"][level]
+            cpu = f"{floor['cpu']:.2f}x" if floor["cpu"] is not None else "-"
+            ack = f"{floor['ack_p50']:.2f}x" if floor["ack_p50"] is not None else "-"
+            lines.append(f"concurrency {level}: crsbot/bare p50 ack {ratio:.2f}x; crsbot/floor CPU per command {cpu}, "
+                         f"p50 ack {ack}")
+        if "16" in v["vs_floor"]:
+            lines.append(f"aim CPU per command <= {AIM_FLOOR_CPU}x floor at 16: {met(v['cpu_aim_met'])}")
+            lines.append(f"aim p50 ack <= {AIM_FLOOR_ACK}x floor at 16: {met(v['ack_floor_aim_met'])}")
+            lines.append(f"aim time-to-post p99 < {AIM_POST_P99_MS:g} ms at 16: {met(v['post_p99_aim_met'])} "
+                         f"({ms(v['post_p99_ms_at_16']).strip()} ms)")
+        else:
+            lines.append("aims at concurrency 16: not measured in this run")
+        lines.append(f"aim p50 ack <= {AIM_RATIO}x bare (issue 3): {met(v['ratio_aim_met'])}")
+        max_ack = v["max_ack_ms_at_16"]
+        if max_ack is not None:
+            lines.append(f"aim no ack > {AIM_MAX_ACK_S:g} s at concurrency 16: {met(v['max_ack_aim_met'])} "
+                         f"(slowest {ms(max_ack).strip()} ms{'' if v['all_requests_acked_200'] else ', some failed'})")
+        lines.append(f"crsbot healthy afterwards: {run['crsbot_healthy_after']}; "
+                     f"secrets in its output: {run['secrets_in_output']}")
+    lines.append(f"run took {result['elapsed_s']:.1f} s")
     return "\n".join(lines)
 
 
@@ -411,18 +556,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long (300)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request HTTP timeout in seconds (10)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--transport", default="http,https", help="comma-separated: http, https (both)")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
         return serve_bare("127.0.0.1", args.port, args.api_url, THREADS)
+    if args.serve_floor:
+        return serve_floor("127.0.0.1", args.port, args.api_url, THREADS)
     if args.requests < 1 or args.requests > 100_000:
         parser.error("--requests must be between 1 and 100000")
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     if not levels or any(n < 1 or n > 256 for n in levels):
         parser.error("--concurrency takes levels between 1 and 256, e.g. 1,16")
-    result = bench(args.requests, levels, args.warmup, args.max_seconds, args.timeout)
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    if not transports or set(transports) - {"http", "https"}:
+        parser.error("--transport takes http, https or both")
+    result = bench(args.requests, levels, args.warmup, args.max_seconds, args.timeout, transports)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 

@@ -13,9 +13,11 @@ from sqlalchemy.engine import Engine
 from bot.clock import Clock, SystemClock
 from bot.listeners import register_listeners
 from bot.episodes.engine import ReminderEngine, default_replica_id, parse_intervals
+from bot.handlers import reminders as reminder_posts
+from bot.handlers.deps import Deps
 from bot.rulebooks import load_rulebooks
+from bot.seal import Sealer
 from bot.slack.sender import Sender, make_client
-from bot.service import CrsService
 from bot.settings import Settings, SettingsError, parse_duration
 from bot.storage.connect import open_database
 from bot.storage.store import Store
@@ -28,7 +30,7 @@ LISTENER_THREADS = 64
 class Runtime:
     settings: Settings
     app: App
-    service: CrsService
+    deps: Deps
     reminders: ReminderEngine
     engine: Engine
 
@@ -54,8 +56,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url)
     sender = Sender(client)
-    service = CrsService(settings, rulebooks, store, sender)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    deps = Deps(settings, rulebooks, store, sender, Sealer(seal_secret(settings)))
     try:
         # Bolt's default pool has 5 threads and a listener keeps its thread until its post is done, so
         # slow Slack (429 Retry-After) could hold back the ack of the sixth command past Slack's 3 s.
@@ -66,8 +68,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     except Exception as exc:  # noqa: BLE001 - Bolt verifies the token with auth.test at start-up
         raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
                             f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None
-    register_listeners(app, service)
-    reminders = ReminderEngine(store, clock, service.deliver, default_replica_id(), intervals,
-                               parse_duration(settings.escalate_after), tick_seconds=settings.tick_seconds)
-    service.reminders = reminders
-    return Runtime(settings=settings, app=app, service=service, reminders=reminders, engine=engine)
+    register_listeners(app, deps)
+    reminders = ReminderEngine(store, clock, lambda due: reminder_posts.deliver(deps, due), default_replica_id(),
+                               intervals, parse_duration(settings.escalate_after), tick_seconds=settings.tick_seconds)
+    deps.reminders = reminders
+    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine)
+
+
+def seal_secret(settings: Settings) -> str:
+    """The key button values and form metadata are sealed with is derived from the signing secret; in
+    Socket Mode (no signing secret) from the app-level token, else the bot token. It must be the same on
+    every replica and across restarts, so buttons on old messages keep working."""
+    for secret in (settings.slack_signing_secret, settings.slack_app_token, settings.slack_bot_token):
+        if secret is not None and secret.get_secret_value():
+            return secret.get_secret_value()
+    raise SettingsError("SLACK_SIGNING_SECRET: needed to seal button values (or SLACK_APP_TOKEN in Socket Mode)")

@@ -9,19 +9,12 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from bot.commands import CLI
 from grading.errors import CrsbotError, InputError, PatientLabelError
-from grading.pipeline import assess_crs, assess_delay, assess_icans, assess_premed
+from messages.help import cli_line
 from messages.layout import layout_for
 from messages.text import render_text
-
-ASSESSORS: dict[str, Callable[..., Any]] = {
-    "grade": assess_crs,
-    "icans": assess_icans,
-    "delay": assess_delay,
-    "premed": assess_premed,
-}
 
 
 def _assess(args: argparse.Namespace) -> int:
@@ -31,7 +24,9 @@ def _assess(args: argparse.Namespace) -> int:
     settings = load_settings()
     rulebooks = load_rulebooks(settings.rulebook)
     text = " ".join(args.text)
-    report = ASSESSORS[args.command](text, settings.site, rulebooks)
+    assess = CLI[args.command].assess
+    assert assess is not None
+    report = assess(text, settings.site, rulebooks)
     # The same label guard as Slack: an identifier is refused here too, even though nothing is stored.
     settings.check_patient_label(getattr(getattr(report, "input", None), "patient", None))
     if args.json:
@@ -44,13 +39,8 @@ def _assess(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crsbot", description="CRS grading bot for LUNSUMIO teams.")
     sub = parser.add_subparsers(dest="command", required=True)
-    helps = {
-        "grade": "grade CRS: crsbot grade temp=39 sbp=85 pressor=1",
-        "icans": "grade ICANS: crsbot icans ice=6 loc=voice",
-        "delay": "restart after a dose delay: crsbot delay last=c1d8 since=3w",
-        "premed": "premedication: crsbot premed cycle=3 priorcrs=yes",
-    }
-    for name, text in helps.items():
+    for name, command in CLI.items():  # the same sub-commands and help lines as `/crs help`
+        text = cli_line(name, command.help)
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("text", nargs="*", help="what follows /crs in Slack (quoted or as separate words)")
         cmd.add_argument("--json", action="store_true", help="print the result model as JSON")

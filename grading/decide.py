@@ -61,10 +61,15 @@ def tocilizumab_dose(rulebook: Rulebook, weight_kg: float | None) -> Tocilizumab
     return TocilizumabDose(weight_kg=weight_kg, mg=round(mg, 1), capped=capped, text=text, source=rule.source)
 
 
+def basis_grade(graded: CrsGrade) -> int:
+    """The grade actions (and reminders, and recurrence) follow: the masked grade when there is no fever,
+    because the label says to manage a CRS-like picture as CRS even without fever."""
+    return graded.grade or graded.grade_if_fever_masked or 0
+
+
 def decide_crs(inp: CrsInput, graded: CrsGrade, rulebook: Rulebook, recurrent: bool) -> CrsReport:
-    """Actions follow the grade; when fever may be masked they follow the masked grade, because the
-    label says to manage a CRS-like picture as CRS even without fever."""
-    basis = graded.grade or graded.grade_if_fever_masked or 0
+    """Actions follow `basis_grade`."""
+    basis = basis_grade(graded)
     notes = list(graded.notes)
     if not graded.grade and graded.grade_if_fever_masked:
         notes.append(f"The actions below are those for grade {basis}, in case fever was masked.")

@@ -258,6 +258,9 @@ PRODUCTS = {"iv": "iv", "intravenous": "iv", "lunsumio": "iv", "velo": "velo", "
 read_product = read_choice(PRODUCTS, "product=iv")
 
 
+PATIENT_KEYS = ("patient", "pt", "bed")
+
+
 def read_patient(key: str, raw: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_\-/.]{0,23}", raw):
         raise InputError(key, f"`{raw}` is not a bed or study label.",
@@ -301,7 +304,7 @@ CRS_KEYS: list[KeySpec] = [
     KeySpec("masked", ("antipyretic", "antipyretics", "paracetamol", "acetaminophen", "premed", "premedicated"),
             read_bool, BOOL_FORM, "antipyretic=yes"),
     KeySpec("product", ("product",), read_product, "iv or velo", "product=iv"),
-    KeySpec("patient", ("patient", "pt", "bed"), read_patient, "a bed or study label", "patient=bed12"),
+    KeySpec("patient", PATIENT_KEYS, read_patient, "a bed or study label", "patient=bed12"),
     KeySpec("weight", ("weight", "wt", "kg"), read_weight, "kilograms", "weight=72"),
     KeySpec("recurrent", ("recurrent", "recurrence"), read_bool, BOOL_FORM, "recurrent=yes"),
 ]
@@ -372,7 +375,7 @@ ICANS_KEYS: list[KeySpec] = [
         {"none": "none", "no": "none", "focal": "focal", "local": "focal", "diffuse": "diffuse"}, "edema=focal"),
         "none, focal, diffuse", "edema=focal"),
     KeySpec("product", ("product",), read_product, "iv or velo", "product=iv"),
-    KeySpec("patient", ("patient", "pt", "bed"), read_patient, "a bed or study label", "patient=bed12"),
+    KeySpec("patient", PATIENT_KEYS, read_patient, "a bed or study label", "patient=bed12"),
     KeySpec("recurrent", ("recurrent", "recurrence"), read_bool, BOOL_FORM, "recurrent=yes"),
 ]
 

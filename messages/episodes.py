@@ -97,3 +97,77 @@ def history_message(label: str, episodes: list[tuple[EpisodeLike, str, list[str]
                      f"{ep.worst_grade if ep.worst_grade is not None else '?'}")
         lines.extend(f"   {a}" for a in assessments)
     return render_ephemeral(f"History for {label}", "\n".join(lines) + f"\n_{JUDGMENT}_")
+
+
+# ----------------------------------------------------------------- after an assessment
+
+
+def reminder_footer(due_at: datetime | None) -> str:
+    return f"Next reassessment reminder {hhmm(due_at)} (team setting)" if due_at else \
+        "No reassessment reminder (grade 0)"
+
+
+UNTRACKED_FOOTER = "Add patient=<bed or study label> to track this episode and get reminders"
+
+
+def history_line(at: datetime, kind: str, grade: int | None, user: str, rulebook_version: str) -> str:
+    return f"{hhmm(at)} {kind.upper()} grade {grade if grade is not None else '?'} by <@{user}> " \
+           f"(rulebook {rulebook_version})"
+
+
+def episode_state(is_open: bool, resolved_at: datetime | None) -> str:
+    return "open" if is_open else f"resolved {hhmm(resolved_at)}"
+
+
+# ---------------------------------------------------------------------- resolving
+
+
+def notice_booked(hours: float, due_at: datetime | None) -> str:
+    return f"A notice will be posted when {hours:g} symptom-free hours have passed ({hhmm(due_at)})."
+
+
+def no_interval_in_rulebook(see: str) -> str:
+    return f"The symptom-free interval before the next dose is not in this rulebook: see {see}."
+
+
+def interval_not_for_grade(hours: float, grades: tuple[int, ...], source: str, worst: int | None) -> str:
+    covered = ", ".join(str(g) for g in grades)
+    return (f"This rulebook's {hours:g}-hour symptom-free interval covers grade {covered} episodes [{source}]; "
+            f"this one reached grade {worst}, so no notice is booked: see the next-dose section of its grade reply.")
+
+
+def resolved_text(label: str, user: str, when: str) -> str:
+    return f"CRS episode for *{label}* resolved by <@{user}>; its reminders are cancelled. {when}"
+
+
+def resolved_reply(text: str) -> dict[str, Any]:
+    return render_ephemeral("Episode resolved", text)
+
+
+def oncall_set_reply(mention: str) -> dict[str, Any]:
+    return render_ephemeral("On-call target set", f"Reminders and escalations in this channel will mention {mention}.")
+
+
+# ------------------------------------------------------------------------ buttons
+
+
+def note_reassessing(user: str) -> str:
+    return f":stethoscope: <@{user}> is reassessing"
+
+
+def note_new_assessment(user: str) -> str:
+    return f":memo: <@{user}> started a new assessment"
+
+
+def note_snoozed(user: str, tracked: bool) -> str:
+    return f":zzz: <@{user}> snoozed the reminder for 15 min" if tracked else \
+        f":zzz: <@{user}> snoozed (no patient label, so no reminder is tracked)"
+
+
+def note_resolved(user: str, tracked: bool) -> str:
+    return f":white_check_mark: Resolved by <@{user}>" if tracked else \
+        f":white_check_mark: <@{user}> marked this resolved (no patient label, nothing tracked)"
+
+
+def note_already_resolved(user: str) -> str:
+    return f":information_source: <@{user}>: this episode was already resolved"

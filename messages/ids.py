@@ -30,3 +30,18 @@ class FormField(StrEnum):
     DEVICE = "device"
     WEIGHT = "weight"
     RECURRENT = "recurrent"
+
+
+class Subcommand(StrEnum):
+    """Every `/crs` sub-command; bot/commands.py has one table entry for each."""
+
+    GRADE = "grade"  # the default: `/crs temp=39 ...`
+    ICANS = "icans"
+    DELAY = "delay"
+    PREMED = "premed"
+    FORM = "form"
+    STATUS = "status"
+    HISTORY = "history"
+    RESOLVE = "resolve"
+    ONCALL = "oncall"
+    HELP = "help"

@@ -256,7 +256,8 @@ def test_form_command_opens_the_modal(bot: Served) -> None:
     channel = new_channel()
     view = open_form(bot, channel)
     assert view["callback_id"] == CallbackId.CRS_FORM.value
-    assert json.loads(view["private_metadata"]) == {"channel": channel}
+    metadata = json.loads(view["private_metadata"])
+    assert metadata["channel"] == channel and metadata["s"], "the channel is sealed (bot/seal.py)"
     block_ids = {b.get("block_id") for b in view["blocks"] if b["type"] == "input"}
     assert {"temp", "sbp", "pressor", "o2", "device", "patient"} <= block_ids
     assert bot.fake.views()[-1]["id"] == view["id"]

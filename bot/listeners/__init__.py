@@ -1,15 +1,17 @@
-"""Slack listeners, each module exposing `register(app, service)` (bolt-python starter layout)."""
+"""Slack listeners, each module exposing `register(app, deps)` (bolt-python starter layout).
+`authorize` is the one middleware every request passes before any listener."""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, views
-from bot.service import CrsService
+from bot.handlers.deps import Deps
+from bot.listeners import actions, authorize, commands, errors, views
 
 
-def register_listeners(app: App, service: CrsService) -> None:
-    errors.register(app, service)
-    commands.register(app, service)
-    actions.register(app, service)
-    views.register(app, service)
+def register_listeners(app: App, deps: Deps) -> None:
+    errors.register(app, deps)
+    authorize.register(app, deps)
+    commands.register(app, deps)
+    actions.register(app, deps)
+    views.register(app, deps)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
+from bot.handlers import buttons
+from bot.handlers.deps import Deps
+from bot.listeners.authorize import CALL
 from bot.slack.sender import DeliveryError
-from bot.service import CrsService
 from messages.ids import ActionId
 
 
@@ -29,18 +31,17 @@ def _with_note(message: dict[str, Any], note: str, drop_buttons: bool) -> dict[s
     return {"text": message.get("text", ""), "blocks": edit(message.get("blocks", []))}
 
 
-def register(app: App, service: CrsService) -> None:
+def register(app: App, deps: Deps) -> None:
     @app.action(re.compile("^(" + "|".join(a.value for a in ActionId) + ")$"))
-    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
         ack()
-        channel = body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
-        user = body["user"]["id"]
+        call = context[CALL]
+        channel = call.channel
         message = body.get("message") or {}
-        note = service.button(action["action_id"], action.get("value", ""), channel, user,
-                              body.get("trigger_id"), message.get("ts"))
+        note = buttons.click(deps, call, action["action_id"])
         if message.get("ts"):
             try:
-                service.sender.update(channel, message["ts"], _with_note(
+                deps.sender.update(channel, message["ts"], _with_note(
                     message, note, drop_buttons=action["action_id"] == ActionId.RESOLVED))
             except DeliveryError:
-                service.sender.post(channel, {"text": note}, thread_ts=message.get("thread_ts") or message["ts"])
+                deps.sender.post(channel, {"text": note}, thread_ts=message.get("thread_ts") or message["ts"])

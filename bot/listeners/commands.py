@@ -1,22 +1,20 @@
-"""`/crs`: acknowledge at once (Slack allows 3 s), then do the work after the ack."""
+"""`/crs`: acknowledge at once (Slack allows 3 s), then run the command table's handler after the ack."""
 
 from __future__ import annotations
 
-from typing import Any
+from slack_bolt import Ack, App, BoltContext, Respond
 
-from slack_bolt import Ack, App, Respond
-
-from bot.service import CrsService, Invocation
+from bot.commands import dispatch
+from bot.handlers.deps import Deps
+from bot.listeners.authorize import CALL
 
 COMMAND = "/crs"
 
 
-def register(app: App, service: CrsService) -> None:
+def register(app: App, deps: Deps) -> None:
     @app.command(COMMAND)
-    def crs_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def crs_command(ack: Ack, respond: Respond, context: BoltContext) -> None:
         ack()
-        inv = Invocation(channel_id=command["channel_id"], user_id=command["user_id"],
-                         text=command.get("text", ""), trigger_id=command.get("trigger_id"))
-        reply = service.handle(inv)
+        reply = dispatch(deps, context[CALL])
         if reply is not None:
             respond(response_type="ephemeral", **reply)

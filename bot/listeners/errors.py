@@ -11,10 +11,13 @@ from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
 
-from bot.service import SUBCOMMAND_WORDS, CrsService
+from bot.commands import COMMAND_WORDS
+from bot.errors import Refusal
+from bot.handlers.deps import Deps
 from grading.errors import CrsbotError, InputError, PatientLabelError
 from grading.privacy import REFUSED_MARKER
 from messages.blocks import render_ephemeral
+from messages.ids import FormField
 
 log = logging.getLogger("crsbot.errors")
 
@@ -32,12 +35,29 @@ def reply_for(error: Exception) -> dict[str, Any]:
                             f"admin this reference: `{ref}`.")
 
 
+FIELD_KEYS = {f.value for f in FormField}
+
+
+def field_for(error: CrsbotError) -> str:
+    """Which form block shows an error: the key it names, the patient field for a label or a refusal,
+    else the temperature field."""
+    if isinstance(error, (PatientLabelError, Refusal)):
+        return FormField.PATIENT.value
+    key = (error.key or "").lower() if isinstance(error, InputError) else ""
+    return key if key in FIELD_KEYS else FormField.TEMP.value
+
+
+def form_errors(error: CrsbotError) -> dict[str, Any]:
+    """A form submission's answer that keeps the form open with the message on the field."""
+    return {"response_action": "errors", "errors": {field_for(error): error.user_message()[:300]}}
+
+
 # Set by the first custom middleware, which Bolt runs only after its own signature check passed
 # (HTTP) or for a Socket Mode envelope (authenticated by the app token). No mark, no reply.
 VERIFIED = "crsbot_verified"
 
 
-def register(app: App, service: CrsService) -> None:
+def register(app: App, deps: Deps) -> None:
     @app.middleware
     def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
         context[VERIFIED] = True
@@ -52,30 +72,47 @@ def register(app: App, service: CrsService) -> None:
             log.warning("refused a request that failed before verification (%s)", type(error).__name__)
             return BoltResponse(status=401, body="")
         reply = reply_for(error)
-        if isinstance(error, CrsbotError):
+        if isinstance(error, Refusal):
+            # Refusals are audited by kind only: what was typed or clicked may name a patient.
+            logger.info("refused: %s", error.reason)
+            deps.store.audit("refused", _channel(body) if not _is_form(body) else None, _user(body),
+                             detail={"reason": error.reason, "entry": _entry(body)})
+        elif isinstance(error, CrsbotError):
             logger.info("user error: %s", type(error).__name__)
-            service.store.audit("failure", _channel(body), _user(body), detail=failure_detail(error, body, service))
+            deps.store.audit("failure", _channel(body), _user(body), detail=failure_detail(error, body, deps))
+        if _is_form(body) and isinstance(error, (Refusal, PatientLabelError)):
+            # Raised by the middleware, before the ack: the form stays open and says why.
+            return BoltResponse(status=200, body=json.dumps(form_errors(error)),
+                                headers={"Content-Type": "application/json; charset=utf-8"})
         try:
             if respond is not None and getattr(respond, "response_url", None):
                 respond(response_type="ephemeral", replace_original=False, **reply)
             elif _channel(body) and _user(body):
-                service.sender.ephemeral(_channel(body), _user(body), reply)
+                deps.sender.ephemeral(_channel(body), _user(body), reply)
         except Exception:  # noqa: BLE001 - reporting must never raise into Bolt
             log.exception("could not tell the user about an error")
         return BoltResponse(status=200, body="")
 
 
-def failure_detail(error: CrsbotError, body: dict[str, Any], service: CrsService) -> dict[str, Any]:
-    """What the audit keeps of a failure: the kind of error and the command with every label that
-    fails the guard replaced by a marker. A refused label itself is never kept, only why."""
+def failure_detail(error: CrsbotError, body: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """What the audit keeps of a failure: the kind of error and the command with every value that
+    fails the label guard replaced by a marker. A refused label itself is never kept, only why."""
     detail: dict[str, Any] = {"error": type(error).__name__}
     if isinstance(error, PatientLabelError):
         detail.update(patient=REFUSED_MARKER, reason=error.reason)
     elif isinstance(error, InputError) and error.key:
         detail["key"] = error.key
     if body.get("text"):
-        detail["text"] = service.settings.redact(str(body["text"]), SUBCOMMAND_WORDS)[:500]
+        detail["text"] = deps.settings.redact(str(body["text"]), COMMAND_WORDS)[:500]
     return detail
+
+
+def _is_form(body: dict[str, Any]) -> bool:
+    return body.get("type") == "view_submission"
+
+
+def _entry(body: dict[str, Any]) -> str:
+    return "command" if "command" in body else str(body.get("type") or "other")
 
 
 def _channel(body: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ import copy
 import json
 import logging
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -186,13 +187,16 @@ class FakeSlack:
         response_url_max_uses: int | None = 5,
         response_url_ttl: float | None = 30 * 60,
         clock: Callable[[], float] = time.time,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Configure the fake; nothing listens until ``start()``.
 
         ``tokens=None`` accepts any token (a missing one is still ``not_authed``);
         ``scopes=None`` turns off scope checks; ``clock`` stamps calls and ages
-        response URLs, so tests can drive it with a fake clock.
+        response URLs, so tests can drive it with a fake clock. With ``tls`` (a server-side
+        context) it serves HTTPS, as Slack does, and keeps connections alive (HTTP/1.1).
         """
+        self.tls = tls
         self.host = host
         self.port = port
         self.team_id = team_id
@@ -245,6 +249,9 @@ class FakeSlack:
         if self._server is not None:
             raise RuntimeError("FakeSlack is already running")
         server = _Server((self.host, self.port), self)
+        if self.tls is not None:
+            # The handshake happens on the handler's thread at its first read, not in accept().
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
@@ -278,7 +285,7 @@ class FakeSlack:
         if self._server is None:
             raise RuntimeError("FakeSlack is not running; call start() first")
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -1026,6 +1033,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     server_version = "FakeSlack/1"
+
+    def setup(self) -> None:
+        super().setup()
+        if self.server.fake.tls is not None:
+            self.protocol_version = "HTTP/1.1"  # Slack keeps HTTPS connections alive
 
     def do_POST(self) -> None:
         self._serve("POST")

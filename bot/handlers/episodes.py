@@ -1,0 +1,93 @@
+"""Episodes in a channel: list them, show one patient's history, resolve one, set who is paged."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from bot.errors import NoEpisodeError
+from bot.handlers.deps import Call, Deps, Payload
+from grading.errors import InputError
+from messages import refusals
+from messages.episodes import (
+    episode_state,
+    history_line,
+    history_message,
+    interval_not_for_grade,
+    no_interval_in_rulebook,
+    notice_booked,
+    oncall_set_reply,
+    resolved_reply,
+    resolved_text,
+    status_message,
+)
+
+if TYPE_CHECKING:
+    from bot.storage.records import Episode
+
+MENTION = re.compile(r"<(@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)(\|[^>]*)?>")
+
+
+def patient_of(call: Call, command: str) -> str:
+    if call.patient is None:
+        raise InputError("patient", refusals.NEEDS_PATIENT.format(command=command), refusals.NEEDS_PATIENT_ACCEPTED,
+                         refusals.NEEDS_PATIENT_EXAMPLE.format(command=command))
+    return call.patient
+
+
+def status(deps: Deps, call: Call) -> Payload:
+    rows = []
+    for ep in deps.store.open_episodes(call.channel):
+        pending = [r.due_at for r in deps.store.reminders(episode_id=ep.id, status="pending") if r.kind == "reassess"]
+        rows.append((ep, min(pending, default=None)))
+    oncall = deps.store.get_oncall(call.channel)
+    return status_message(rows, oncall.target if oncall else None)
+
+
+def history(deps: Deps, call: Call) -> Payload:
+    label = patient_of(call, "history")
+    episodes = []
+    for item in deps.store.episode_history(call.channel, label):
+        lines = [history_line(a.created_at, a.kind, a.grade, a.user_id, a.rulebook_version) for a in item.assessments]
+        episodes.append((item.episode, episode_state(item.episode.is_open, item.episode.resolved_at), lines))
+    return history_message(label, episodes)
+
+
+def symptom_free_hours(deps: Deps, episode: Episode) -> float | None:
+    return deps.rulebooks[episode.product].next_dose.hours_for(episode.worst_grade)  # type: ignore[index]
+
+
+def _no_notice_reason(deps: Deps, episode: Episode) -> str:
+    rules = deps.rulebooks[episode.product].next_dose  # type: ignore[index]
+    if rules.status == "not_available" or rules.symptom_free_hours is None:
+        return no_interval_in_rulebook(rules.see)
+    return interval_not_for_grade(rules.symptom_free_hours, tuple(rules.grades), rules.source, episode.worst_grade)
+
+
+def resolve(deps: Deps, call: Call) -> Payload:
+    label = patient_of(call, "resolve")
+    episode = deps.store.find_open_episode(call.channel, label)
+    if episode is None:
+        raise NoEpisodeError(label)
+    return resolve_episode(deps, call, episode)
+
+
+def resolve_episode(deps: Deps, call: Call, episode: Episode) -> Payload:
+    hours = symptom_free_hours(deps, episode)
+    resolved = deps.store.resolve_episode_by_id(episode.id, call.user, hours)
+    when = notice_booked(hours, resolved.symptom_free_until if resolved else None) if hours else \
+        _no_notice_reason(deps, episode)
+    text = resolved_text(episode.patient_label, call.user, when)
+    if episode.thread_ts:
+        deps.sender.post(call.channel, {"text": text}, thread_ts=episode.thread_ts)
+    return resolved_reply(text)
+
+
+def oncall(deps: Deps, call: Call) -> Payload:
+    target = call.text.strip().split(" ")[0] if call.text.strip() else ""
+    if not MENTION.fullmatch(target):
+        raise InputError("oncall", refusals.NOT_A_MENTION.format(target=target or "(nothing)"),
+                         refusals.MENTION_ACCEPTED, refusals.MENTION_EXAMPLE)
+    mention = target.split("|")[0] + ">"
+    deps.store.set_oncall(call.channel, mention, call.user)
+    return oncall_set_reply(mention)
