@@ -44,3 +44,10 @@ class UnsealedError(Refusal):
 class NoEpisodeError(CrsbotError):
     def __init__(self, label: str) -> None:
         super().__init__(refusals.NO_EPISODE.format(label=label))
+
+
+class DetailsUnavailableError(CrsbotError):
+    """Details was clicked for an assessment this channel has no stored report of (or an older format)."""
+
+    def __init__(self) -> None:
+        super().__init__(refusals.DETAILS_UNAVAILABLE)

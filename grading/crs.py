@@ -6,6 +6,7 @@ Pure: no I/O, no product rules. Every convention the grade depends on is returne
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from grading.models import Convention, CrsGrade, CrsInput, Device, Finding, SiteSettings
@@ -106,38 +107,74 @@ def hypotension(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, 
     return None, unstated, conventions
 
 
+def celsius_text(temp_c: float) -> str:
+    """A temperature as shown beside the fever verdict: one decimal, unless rounding would carry it across
+    the threshold (100.39 F is 37.994 C: shown "37.99 C", never "38.0 C" beside "no fever")."""
+    shown = f"{temp_c:.1f}"
+    if temp_c < FEVER_C <= float(shown):
+        return f"{math.floor(temp_c * 100) / 100:.2f} C"
+    return f"{shown} C"
+
+
+def _device_level(device: Device, flow: float | None, rule: str) -> tuple[int, str]:
+    """The grade a device gives and its name as shown; a nasal cannula is low- or high-flow by its flow."""
+    if device in _DEVICE_LEVEL:
+        level, name = _DEVICE_LEVEL[device]
+        if flow is not None and device != Device.BLOW_BY:
+            name += f" at {flow:g} L/min"
+        return level, name
+    high = flow is not None and _is_high_flow(flow, rule)
+    return (3 if high else 2), f"{'high' if high else 'low'}-flow oxygen {flow:g} L/min by nasal cannula" \
+        if flow is not None else "nasal cannula, flow not stated (low-flow)"
+
+
 def hypoxia(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, list[str], list[Convention], list[str]]:
-    """Hypoxia is graded by the oxygen support given; the 6 L/min boundary follows the active rule."""
+    """Hypoxia is graded by the oxygen support given (the intervention, not a number); the 6 L/min boundary
+    follows the active rule. Oxygen given only for comfort does not count (reference.md section 2)."""
     rule = inp.o2rule or settings.o2rule
     conventions = [O2_CONVENTION[rule, inp.product or settings.product]]
     notes: list[str] = []
     if inp.spo2 is not None:
         notes.append(f"SpO2 {inp.spo2}% was noted but does not grade hypoxia: ASTCT grades the oxygen support "
                      "given (state it with o2= and device=).")
+    if inp.o2_comfort:
+        given = inp.device is not None or inp.o2_flow is not None
+        what = _device_level(inp.device, inp.o2_flow, rule)[1] if inp.device else (
+            f"{inp.o2_flow:g} L/min" if inp.o2_flow is not None else "oxygen")
+        notes.append(f"{what[0].upper()}{what[1:]} given for comfort only: does not count toward the CRS grade "
+                     "(ASTCT). If it treats low oxygen, leave out o2comfort=yes.")
+        if given and inp.device is not None and _device_level(inp.device, inp.o2_flow, rule)[0] >= 3:
+            level = _device_level(inp.device, inp.o2_flow, rule)[0]
+            notes.append(f"Counted as treatment for low oxygen, {what} would be grade {level}.")
+        return None, [], conventions, notes
     if inp.device is None and inp.o2_flow is None:
         return None, ["oxygen"], conventions, notes
-    if inp.device in _DEVICE_LEVEL:
-        level, name = _DEVICE_LEVEL[inp.device]
-        if inp.o2_flow is not None and inp.device not in (Device.BLOW_BY,):
-            name += f" at {inp.o2_flow:g} L/min"
-        return (Finding(domain="hypoxia", level=level, text=name) if level else None), [], conventions, notes
-    # Nasal cannula, or a flow with no device: low- or high-flow by the active convention.
-    if inp.o2_flow is None:
-        notes.append("Nasal cannula flow not stated: counted as low-flow (grade 2). At "
-                     + ("6 L/min or more" if rule == "label" else "more than 6 L/min")
-                     + " it would be high-flow (grade 3).")
-        return Finding(domain="hypoxia", level=2, text="nasal cannula, flow not stated (low-flow)"), \
-            ["oxygen flow"], conventions, notes
-    if inp.o2_flow == 0:
-        return None, [], conventions, notes
-    high = _is_high_flow(inp.o2_flow, rule)
-    if inp.o2_flow == 6:
+    if inp.o2_flow == 6 and inp.device in (None, Device.NASAL_CANNULA):
+        high = _is_high_flow(6, rule)
         other = "astct" if rule == "label" else "label"
         notes.append(f"6 L/min is exactly on the boundary: grade {3 if high else 2} under the {rule} convention, "
                      f"grade {2 if high else 3} under the {other} convention.")
-    name = f"{'high' if high else 'low'}-flow oxygen {inp.o2_flow:g} L/min" + (
-        " by nasal cannula" if inp.device == Device.NASAL_CANNULA else "")
-    return Finding(domain="hypoxia", level=3 if high else 2, text=name), [], conventions, notes
+    if inp.device is not None:
+        level, name = _device_level(inp.device, inp.o2_flow, rule)
+        if inp.device == Device.NASAL_CANNULA and inp.o2_flow is None:
+            notes.append("Nasal cannula flow not stated: counted as low-flow (grade 2). At "
+                         + ("6 L/min or more" if rule == "label" else "more than 6 L/min")
+                         + " it would be high-flow (grade 3).")
+            return Finding(domain="hypoxia", level=2, text=name), ["oxygen flow"], conventions, notes
+        return (Finding(domain="hypoxia", level=level, text=name) if level else None), [], conventions, notes
+    # A flow with no device: the device decides the grade (by Venturi or facemask any flow is grade 3), so the
+    # flow alone grades as a nasal cannula would, "at least", and says the device was not stated.
+    flow = inp.o2_flow
+    assert flow is not None
+    if flow == 0:
+        return None, [], conventions, notes
+    high = _is_high_flow(flow, rule)
+    if not high:
+        notes.append(f"Oxygen {flow:g} L/min with no device stated: graded as low-flow nasal cannula (grade 2); "
+                     "by facemask, Venturi or non-rebreather mask it is grade 3, by CPAP/BiPAP grade 4. "
+                     "Add device=.")
+    name = f"{'high' if high else 'low'}-flow oxygen {flow:g} L/min (device not stated)"
+    return Finding(domain="hypoxia", level=3 if high else 2, text=name), ["oxygen device"], conventions, notes
 
 
 def grade_crs(inp: CrsInput, settings: SiteSettings) -> CrsGrade:
@@ -153,9 +190,9 @@ def grade_crs(inp: CrsInput, settings: SiteSettings) -> CrsGrade:
     masked = bool(inp.masked)
     findings: list[Finding] = []
     if fever:
-        findings.append(Finding(domain="fever", level=1, text=f"fever {inp.temp_c:.1f} C"))
+        findings.append(Finding(domain="fever", level=1, text=f"fever {celsius_text(inp.temp_c)}"))
     findings += organ
-    at_least = any(u in unstated for u in ("blood pressure", "vasopressors", "oxygen", "oxygen flow"))
+    at_least = any(u in unstated for u in ("blood pressure", "vasopressors", "oxygen", "oxygen flow", "oxygen device"))
 
     if masked:
         conventions.insert(0, masked_convention(inp.masked_by, inp.product or settings.product))
@@ -175,25 +212,26 @@ def grade_crs(inp: CrsInput, settings: SiteSettings) -> CrsGrade:
         grade_if_masked = level or None
 
     if grade_if_masked:
-        lead = "No fever" if fever is False else "Temperature not stated"
+        lead = f"No fever recorded ({celsius_text(inp.temp_c)})" if inp.temp_c is not None else "Temperature not stated"
         notes.insert(0, f"{lead}, but {' and '.join(f.text for f in organ)}: if fever was masked by premedication, "
                         f"antipyretics, tocilizumab or steroids, this is grade {grade_if_masked}. "
                         "Add masked=yes if so.")
-    if grade is None:
-        driver = "temperature not stated"
-    elif organ and level == grade:
+    shown = grade or grade_if_masked  # the grade the reply leads with
+    if organ and level == shown:
         driver = " and ".join(f.text for f in organ if f.level == level)
+    elif grade is None:
+        driver = "temperature not stated"
     elif fever:
         driver = findings[0].text
     else:
-        driver = "no fever" if fever is False else "no qualifying finding"
+        driver = f"no fever ({celsius_text(inp.temp_c)})" if inp.temp_c is not None else "no qualifying finding"
     return CrsGrade(
         grade=grade,
         grade_if_fever_masked=grade_if_masked,
         fever=fever,
         fever_masked=masked,
-        # An unmasked afebrile grade 0 is exact by ASTCT; the masked alternative is grade_if_fever_masked.
-        at_least=at_least and grade is not None and (grade > 0 or masked),
+        # An unmasked afebrile grade 0 is exact by ASTCT; the grade if fever is masked is what may be higher.
+        at_least=at_least and (bool(grade) or (grade == 0 and masked) or grade_if_masked is not None),
         findings=tuple(findings),
         driver=driver,
         unstated=tuple(unstated),

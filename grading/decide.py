@@ -16,7 +16,7 @@ from grading.models import (
     TocilizumabDose,
 )
 from grading.icans import grade_icans
-from grading.rulebook import Entry, Rulebook
+from grading.rulebook import Entry, Rulebook, recurrent_grades
 
 NOT_IN_RULEBOOK = "Not in this rulebook"
 
@@ -26,7 +26,8 @@ def as_action(entry: Entry) -> Action:
         text = f"{NOT_IN_RULEBOOK}: {entry.text[0].lower()}{entry.text[1:]}. See {entry.see}."
     else:
         text = entry.text
-    return Action(id=entry.id, text=text, source=entry.source, status=entry.status, phase=entry.phase)
+    return Action(id=entry.id, text=text, source=entry.source, status=entry.status, phase=entry.phase,
+                  rank=entry.rank)
 
 
 # Rulebooks are immutable once validated, so the actions for (entries, grade, recurrent, phases) are
@@ -41,11 +42,23 @@ def select(entries: tuple[Entry, ...], grade: int, recurrent: bool, phases: tupl
     hit = _SELECTED.get(key)
     if hit is not None and hit[0] is entries:
         return hit[1]
+    # A recurrence matters only for grades with a recurrent row; elsewhere steps marked recurrent=false stay.
+    recurrent = recurrent and grade in recurrent_grades(entries)
     actions = tuple(as_action(e) for e in entries if e.phase in phases and e.applies(grade, recurrent))
     if len(_SELECTED) > 4096:  # rulebooks reloaded many times: start over rather than grow
         _SELECTED.clear()
     _SELECTED[key] = (entries, actions)
     return actions
+
+
+FIRST_NOW = 2  # "now" actions on the first screen, before the one next-dose action
+
+
+def first_screen(management: tuple[Action, ...], next_dose: tuple[Action, ...]) -> tuple[Action, ...]:
+    """The actions that matter most now, ranked by the rulebook: the best two for now, then the next dose."""
+    def ranked(actions: tuple[Action, ...]) -> list[Action]:
+        return sorted((a for a in actions if a.rank is not None), key=lambda a: a.rank or 0)
+    return (*ranked(management)[:FIRST_NOW], *ranked(next_dose)[:1])
 
 
 def tocilizumab_dose(rulebook: Rulebook, weight_kg: float | None) -> TocilizumabDose | None:
@@ -73,9 +86,11 @@ def decide_crs(inp: CrsInput, graded: CrsGrade, rulebook: Rulebook, recurrent: b
     notes = list(graded.notes)
     if not graded.grade and graded.grade_if_fever_masked:
         notes.append(f"The actions below are those for grade {basis}, in case fever was masked.")
-    if recurrent and basis in (2, 3):
+    if recurrent and basis in recurrent_grades(rulebook.crs):
         notes.append(f"Recurrent grade {basis}: a previous CRS episode with this product reached the same grade, "
-                     "so the rulebook's recurrent rows apply.")
+                     "so the rulebook's recurrent rows apply; steps that presume another dose are not shown.")
+    management = select(rulebook.crs, basis, recurrent, ("general", "current_dose"))
+    next_dose = select(rulebook.crs, basis, recurrent, ("next_dose",))
     return CrsReport(
         input=inp,
         product=rulebook.rulebook.product,
@@ -89,8 +104,9 @@ def decide_crs(inp: CrsInput, graded: CrsGrade, rulebook: Rulebook, recurrent: b
         conventions=graded.conventions,
         notes=tuple(notes),
         recurrent=recurrent,
-        management=select(rulebook.crs, basis, recurrent, ("general", "current_dose")),
-        next_dose=select(rulebook.crs, basis, recurrent, ("next_dose",)),
+        first=first_screen(management, next_dose),
+        management=management,
+        next_dose=next_dose,
         supportive=select(rulebook.crs, basis, recurrent, ("supportive",)),
         tocilizumab=tocilizumab_dose(rulebook, inp.weight_kg) if basis >= 1 else None,
         rulebook=rulebook.ref,

@@ -54,6 +54,7 @@ class CrsInput(Frozen):
     vasopressin: bool | None = None
     o2_flow: float | None = None
     device: Device | None = None
+    o2_comfort: bool | None = None
     spo2: int | None = None
     o2rule: O2Rule | None = None
     masked: bool | None = None
@@ -117,6 +118,7 @@ class Action(Frozen):
     source: str
     status: Status
     phase: str
+    rank: int | None = None  # first-screen order from the rulebook; None: shown under Details only
 
 
 class RulebookRef(Frozen):
@@ -150,6 +152,9 @@ class CrsReport(Frozen):
     conventions: tuple[Convention, ...]
     notes: tuple[str, ...]
     recurrent: bool
+    # What the reply's first screen shows: the top "now" actions, then the next dose. Empty in reports
+    # stored before it existed.
+    first: tuple[Action, ...] = ()
     management: tuple[Action, ...]
     next_dose: tuple[Action, ...]
     supportive: tuple[Action, ...]
@@ -220,3 +225,8 @@ class PremedReport(Frozen):
     source: str
     status: Status
     rulebook: RulebookRef
+
+
+def stored_report(data: dict[str, object]) -> CrsReport | IcansReport:
+    """A graded report read back from the store (written with `model_dump(mode="json")`)."""
+    return IcansReport.model_validate(data) if data.get("kind") == "icans" else CrsReport.model_validate(data)

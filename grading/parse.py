@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from grading.crs import celsius_text
 from grading.errors import InputError
 from grading.models import CrsInput, DelayInput, Device, IcansInput, PremedInput
 
@@ -174,9 +175,10 @@ def read_temp(key: str, raw: str) -> tuple[float, str | None]:
         if not 86 <= value <= 113:
             raise InputError(key, f"{value:g} F is not a possible body temperature.", accepted, example)
         celsius = round((value - 32) * 5 / 9, 6)  # 6 places only drops float noise; 2 lifted 100.399 F to fever
-        note = None if unit else f"Temperature {value:g} read as Fahrenheit (= {celsius:.1f} C)."
+        # Shown with celsius_text, so the conversion never reads as a fever the verdict denies.
+        note = None if unit else f"Temperature {value:g} read as Fahrenheit (= {celsius_text(celsius)})."
         if unit:
-            note = f"Temperature {value:g} F = {celsius:.1f} C."
+            note = f"Temperature {value:g} F = {celsius_text(celsius)}."
         return celsius, note
     raise InputError(key, f"{value:g} is neither a Celsius nor a Fahrenheit body temperature.", accepted, example)
 
@@ -295,6 +297,7 @@ CRS_KEYS: list[KeySpec] = [
     KeySpec("vasopressin", ("vasopressin", "vaso"), read_bool, BOOL_FORM, "vasopressin=yes"),
     KeySpec("o2", ("o2", "oxygen", "flow"), read_o2, "a flow in L/min or a device", "o2=4"),
     KeySpec("device", ("device", "dev"), read_device, DEVICE_FORM, "device=nc"),
+    KeySpec("o2_comfort", ("o2comfort", "comfort"), read_bool, BOOL_FORM, "o2comfort=yes"),
     KeySpec("spo2", ("spo2", "sat", "sats"), read_spo2, "30-100 %", "spo2=91"),
     KeySpec("o2rule", ("o2rule", "o2convention"), read_choice({"label": "label", "astct": "astct"}, "o2rule=label"),
             "label or astct", "o2rule=astct"),
@@ -344,10 +347,19 @@ def parse_crs(text: str) -> CrsInput:
     if flow and device == Device.ROOM_AIR:
         raise InputError(typed["o2"], f"gives {flow:g} L/min but the device is room air.",
                          "a flow with a device, or device=ra alone", "o2=4 device=nc")
+    if flow == 0 and device not in (None, Device.ROOM_AIR):
+        raise InputError(typed["o2"], f"says no oxygen (0 L/min) but the device is `{device.value}`.",
+                         "the flow given by the device, or o2=0 (or device=ra) when no oxygen is given",
+                         f"o2=40 device={device.value}")
+    comfort = values.get("o2_comfort")
+    if comfort and (flow == 0 or device == Device.ROOM_AIR or (flow is None and device is None)):
+        said = "no oxygen is given" if flow == 0 or device == Device.ROOM_AIR else "no oxygen is stated"
+        raise InputError(typed["o2_comfort"], f"says oxygen is given for comfort only, but {said}.",
+                         "o2comfort=yes with the oxygen it describes (o2= and device=)", "o2=2 device=nc o2comfort=yes")
     if "masked" in values:
         fields["masked"] = any(said for _, said in values["masked"])
         fields["masked_by"] = tuple(dict.fromkeys(_MASK_REASON[key] for key, said in values["masked"] if said))
-    for name in ("fluids", "vasopressin", "spo2", "o2rule", "product", "patient", "recurrent"):
+    for name in ("fluids", "vasopressin", "o2_comfort", "spo2", "o2rule", "product", "patient", "recurrent"):
         if name in values:
             fields[name] = values[name]
     return CrsInput(o2_flow=flow, device=device, notes=tuple(notes), **fields)

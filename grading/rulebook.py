@@ -40,6 +40,7 @@ class Entry(Sourced):
     phase: Phase
     grades: tuple[int, ...] = ()
     recurrent: bool | None = None
+    rank: int | None = Field(None, ge=1, le=9)  # place on the reply's first screen; None: under Details only
     text: str = Field(min_length=3)
 
     @model_validator(mode="after")
@@ -50,6 +51,12 @@ class Entry(Sourced):
 
     def applies(self, grade: int, recurrent: bool) -> bool:
         return (not self.grades or grade in self.grades) and self.recurrent in (None, recurrent)
+
+
+def recurrent_grades(entries: tuple[Entry, ...]) -> frozenset[int]:
+    """The grades for which the rulebook has a recurrent row. Only there does a recurrence change what is
+    shown (a recurrent grade 1 or 4 is answered like any other)."""
+    return frozenset(g for e in entries if e.recurrent is True for g in e.grades)
 
 
 class NextDoseRules(Sourced):

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from messages.ids import ActionId
+from messages.ids import ActionId, CallbackId
 from messages.layout import Layout
-from messages.text import render_text
+from messages.text import DO_NOW, notification_text
 
-GRADE_COLOURS = {0: "#2eb67d", 1: "#ecb22e", 2: "#e8912d", 3: "#e01e5a", 4: "#7a0019"}
-UNKNOWN_COLOUR = "#8d8d8d"
+# Severity in an emoji beside the words of the headline (never colour alone, and no legacy attachment
+# colour bar, which Slack may fold behind "Show more").
+SEVERITY_EMOJI = {0: ":white_circle:", 1: ":large_yellow_circle:", 2: ":large_orange_circle:", 3: ":red_circle:",
+                  4: ":rotating_light:"}
+UNKNOWN_EMOJI = ":grey_question:"
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150
 MAX_FALLBACK_CHARS = 3900
 MAX_BUTTON_VALUE = 2000
+MAX_VIEW_BLOCKS = 100
+_LABEL_CHARS = 40  # a lead line's "Label:" is bolded when the colon comes this early
 
 Block = dict[str, Any]
 
@@ -63,40 +68,79 @@ def button_value(**fields: Any) -> str:
 def assessment_buttons(value: str) -> Block:
     return {"type": "actions", "block_id": "crs_actions", "elements": [
         button("Reassessed", ActionId.REASSESSED, value, "primary"),
+        button("Details", ActionId.DETAILS, value),
         button("Resolved", ActionId.RESOLVED, value),
         button("Snooze 15 min", ActionId.SNOOZE, value),
         button("New assessment", ActionId.NEW_ASSESSMENT, value),
     ]}
 
 
-def render_message(layout: Layout, buttons: Block | None = None, footer: str | None = None) -> dict[str, Any]:
-    """A chat.postMessage payload: header and alert on top, the body in a grade-coloured
-    attachment, and a plain-text fallback for notifications and clients without Block Kit."""
-    top: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": clip(layout.headline,
-                                                                                        MAX_HEADER_CHARS)}}]
-    if layout.alert:
-        top.append({"type": "section", "text": {"type": "mrkdwn",
-                                                "text": clip(f":warning: *{mrkdwn_escape(layout.alert)}*",
-                                                             MAX_SECTION_CHARS)}})
-    body: list[Block] = []
-    for section in layout.sections:
-        body.extend(section_blocks(section.title, section.lines))
-    tail: list[Block] = []
-    if buttons:
-        tail.append(buttons)
-    context = layout.context + (f" · {footer}" if footer else "")
-    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn_escape(context), 3000)}]})
-    room = MAX_BLOCKS - len(tail)
+def severity_emoji(grade: int | None) -> str:
+    return SEVERITY_EMOJI.get(grade, UNKNOWN_EMOJI) if grade is not None else UNKNOWN_EMOJI
+
+
+def _bold_label(line: str) -> str:
+    label, colon, rest = line.partition(": ")
+    escaped = mrkdwn_escape(line)
+    if colon and len(label) <= _LABEL_CHARS:
+        escaped = f"*{mrkdwn_escape(label)}:* {mrkdwn_escape(rest)}"
+    return escaped
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS)}}
+
+
+def first_screen_blocks(layout: Layout) -> list[Block]:
+    """Header (severity emoji + words), why, and the actions that matter most now."""
+    blocks: list[Block] = [{"type": "header", "text": {
+        "type": "plain_text", "emoji": True,
+        "text": clip(f"{severity_emoji(layout.grade)} {layout.headline}", MAX_HEADER_CHARS)}}]
+    if layout.lead:
+        blocks.append(_mrkdwn("\n".join(_bold_label(line) for line in layout.lead)))
+    if layout.first:
+        lines = [f"{i}. {_bold_label(action)}" for i, action in enumerate(layout.first, 1)]
+        blocks.append(_mrkdwn(f"*{DO_NOW}*\n" + "\n".join(lines)))
+    return blocks
+
+
+def detail_blocks(layout: Layout) -> list[Block]:
+    blocks: list[Block] = []
+    for section in layout.details:
+        blocks.extend(section_blocks(section.title, section.lines))
+    return blocks
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn_escape(text), 3000)}]}
+
+
+def _fit(body: list[Block], tail: list[Block], limit: int) -> list[Block]:
+    room = limit - len(tail)
     if len(body) > room:
-        body = body[: room - 1] + [{"type": "section", "text": {
-            "type": "mrkdwn", "text": "_Message shortened to fit Slack; the full text is in the notification text._"}}]
-    colour = GRADE_COLOURS.get(layout.grade, UNKNOWN_COLOUR) if layout.grade is not None else UNKNOWN_COLOUR
-    return {
-        "text": clip(render_text(layout), MAX_FALLBACK_CHARS),
-        "blocks": top,
-        "attachments": [{"color": colour, "blocks": body + tail, "fallback": clip(layout.summary or
-                                                                                    layout.headline, 300)}],
-    }
+        body = body[: room - 1] + [_mrkdwn("_Shortened to fit Slack; `crsbot grade` prints it in full._")]
+    return body + tail
+
+
+def render_message(layout: Layout, buttons: Block | None = None, footer: str | None = None) -> dict[str, Any]:
+    """A chat.postMessage payload, Block Kit only. With buttons (which include Details) the message is the
+    first screen alone; without, there is nothing to tap, so the details follow inline."""
+    body = first_screen_blocks(layout)
+    if buttons is None:
+        body += detail_blocks(layout)
+    tail = [buttons] if buttons else []
+    tail.append(_context(layout.context + (f" · {footer}" if footer else "")))
+    return {"text": clip(notification_text(layout, details=buttons is None), MAX_FALLBACK_CHARS),
+            "blocks": _fit(body, tail, MAX_BLOCKS)}
+
+
+def details_view(layout: Layout) -> Block:
+    """The Details modal: the first screen again, then everything else, with sources."""
+    body = first_screen_blocks(layout) + [{"type": "divider"}] + detail_blocks(layout)
+    return {"type": "modal", "callback_id": CallbackId.CRS_DETAILS.value,
+            "title": {"type": "plain_text", "text": "Details"},
+            "close": {"type": "plain_text", "text": "Close"},
+            "blocks": _fit(body, [_context(layout.context)], MAX_VIEW_BLOCKS)}
 
 
 def render_ephemeral(title: str, body: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ HELP: dict[Subcommand, HelpLine] = {
 INTRO = "Grade CRS (ASTCT 2019) and see what the LUNSUMIO rulebook says. Type findings as key=value:"
 MORE_EXAMPLES = """• `/crs temp=38.4 o2=4 device=nc` — nasal cannula 4 L/min
 • `/crs temp=37.2 masked=yes pressor=1` — fever masked by premedication/tocilizumab/steroids
-• keys: temp, sbp (or bp=85/50), fluids, pressor (count, not vasopressin), vasopressin, o2 (L/min or device), device (ra nc blowby hfnc facemask nrb venturi cpap bipap vent), masked, product (iv/velo), patient (bed or study label only), weight (kg), o2rule (label/astct), recurrent"""
+• keys: temp, sbp (or bp=85/50), fluids, pressor (count, not vasopressin), vasopressin, o2 (L/min or device), device (ra nc blowby hfnc facemask nrb venturi cpap bipap vent), o2comfort=yes (oxygen for comfort only: not counted), masked, product (iv/velo), patient (bed or study label only), weight (kg), o2rule (label/astct), recurrent"""
 OUTRO = f"Findings you leave out are never assumed present; the reply lists them. {JUDGMENT}"
 
 

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 class ActionId(StrEnum):
     REASSESSED = "crs_reassessed"
+    DETAILS = "crs_details"
     RESOLVED = "crs_resolved"
     SNOOZE = "crs_snooze"
     NEW_ASSESSMENT = "crs_new_assessment"
@@ -13,23 +14,22 @@ class ActionId(StrEnum):
 
 class CallbackId(StrEnum):
     CRS_FORM = "crs_form"
+    CRS_DETAILS = "crs_details"
 
 
 class FormField(StrEnum):
-    """Form block ids are the grammar's own keys: a form submission is turned into `/crs` text."""
+    """Form block ids are the grammar's own keys: a form submission is turned into `/crs` text. OTHER holds
+    free `key=value` text for the findings without a field of their own."""
 
     PATIENT = "patient"
     PRODUCT = "product"
     TEMP = "temp"
     MASKED = "masked"
     SBP = "sbp"
-    FLUIDS = "fluids"
     PRESSOR = "pressor"
-    VASOPRESSIN = "vasopressin"
     O2 = "o2"
     DEVICE = "device"
-    WEIGHT = "weight"
-    RECURRENT = "recurrent"
+    OTHER = "other"
 
 
 class Subcommand(StrEnum):

@@ -19,3 +19,5 @@ FOREIGN_EPISODE = ("That button belongs to a patient episode in another channel,
                    "Use the buttons in the channel where the episode was posted.")
 UNSEALED = ("crsbot could not confirm this {what} came from one of its own messages in this channel, so nothing "
             "was changed. Type `/crs status` for the open episodes here, or `/crs form` for a new form.")
+DETAILS_UNAVAILABLE = ("The details of this assessment are not available here (not recorded in this channel, or "
+                       "recorded by an older version). Run the `/crs` command again to see them.")

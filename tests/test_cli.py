@@ -44,7 +44,7 @@ def test_grade_json_contract() -> None:
     assert {"key", "text", "source"} <= set(out["conventions"][0])
     assert "o2rule" in [c["key"] for c in out["conventions"]]
     assert out["rulebook"]["id"] == "crsbot-default-lunsumio-iv"
-    assert out["rulebook"]["version"] == "2026.11.3"
+    assert out["rulebook"]["version"] == "2026.12.1"
     assert out["management"], "grade 3 must come with actions"
     for action in out["management"] + out["next_dose"] + out["supportive"]:
         assert action["source"] in {"USPI-IV", "NCCN-ENGAGE", "NCCN-CART", "ASH-BsAb"}
@@ -86,11 +86,12 @@ def test_grade_text_output_is_the_readable_reply() -> None:
     done = run("grade", "temp=37 pressor=1 o2=ra")
     assert done.returncode == 0
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("CRS grade 0")
-    assert lines[1].startswith("!!") and "GRADE 3" in lines[1] and "masked=yes" in lines[1]
+    assert lines[0] == "CRS grade 3 if fever is masked · no fever recorded"
+    assert lines[2].startswith("No fever recorded (37.0 C)") and "masked=yes" in lines[2]
     assert "Conventions applied:" in done.stdout
     assert "LUNSUMIO label convention" in done.stdout
-    assert lines[-1].startswith("Rulebook crsbot-default-lunsumio-iv v2026.11.3")
+    assert "crsbot-default-lunsumio-iv v2026.12.1" in done.stdout
+    assert lines[-1].startswith("Rulebook v2026.12.1")
 
 
 def test_site_settings_come_from_the_environment() -> None:
@@ -122,7 +123,7 @@ def test_delay_json_next_doses() -> None:
     out = run_json("delay", "last=c1d8", "since=3w")
     assert out["available"] is True
     assert out["next_doses"] == [{"mg": 2.0, "label": "C1D8"}, {"mg": 60.0, "label": "C1D15"}]
-    assert out["rulebook"]["version"] == "2026.11.3"
+    assert out["rulebook"]["version"] == "2026.12.1"
 
 
 @pytest.mark.parametrize(

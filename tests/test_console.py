@@ -41,8 +41,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_a_grade_is_posted_in_channel_with_numbered_buttons(session: str) -> None:
     assert "── crsbot (#oncall)" in session
-    assert "CRS grade >= 3 · LUNSUMIO (IV) · patient bed7" in session
-    assert "[1] Reassessed  [2] Resolved  [3] Snooze 15 min  [4] New assessment" in session
+    assert "bed7 · CRS at least grade 3. First: Hold LUNSUMIO until the CRS has resolved" in session
+    assert "[1] Reassessed  [2] Details  [3] Resolved  [4] Snooze 15 min  [5] New assessment" in session
 
 
 def test_a_button_press_updates_the_message(session: str) -> None:
@@ -67,12 +67,13 @@ def test_bad_input_and_form_errors_are_explained_not_traced(tmp_path: Path) -> N
                       tmp_path)
     assert "Did you mean `pressor`?" in out
     assert "form error on `temp`" in out
-    assert "CRS grade >= 2 · LUNSUMIO (IV)" in out  # blood pressure unstated: a lower bound
+    assert "CRS at least grade 2" in out  # blood pressure and the oxygen device unstated: a lower bound
 
 
 def test_demo_script_plays_through(tmp_path: Path) -> None:
     out = run_console([], tmp_path, "--demo")
-    for expected in ("CRS grade >= 2", "CRS grade 3", "*ESCALATION*", "form opened", "Open CRS episodes",
+    for expected in ("CRS at least grade 2", "CRS grade 3", "details opened", "*Supportive care*", "*ESCALATION*",
+                     "form opened", "Open CRS episodes",
                      "Restart after a dose delay", "Did you mean `pressor`?"):
         assert expected in out, expected
 

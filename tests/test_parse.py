@@ -238,11 +238,11 @@ def test_weight_in_pounds_is_converted_with_a_note() -> None:
 
 
 def test_everything_at_once() -> None:
-    inp = parse_crs("temp=101.3f bp=85/50 fluids=yes pressor=1 vaso=yes o2=8 device=nc spo2=91% o2rule=astct "
-                    "masked=yes product=velo patient=bed12 weight=72 recurrent=yes")
+    inp = parse_crs("temp=101.3f bp=85/50 fluids=yes pressor=1 vaso=yes o2=8 device=nc o2comfort=no spo2=91% "
+                    "o2rule=astct masked=yes product=velo patient=bed12 weight=72 recurrent=yes")
     assert inp.model_dump(exclude={"notes", "temp_c"}) == {
         "sbp": 85, "dbp": 50, "fluids": True, "pressors": 1, "vasopressin": True, "o2_flow": 8.0,
-        "device": Device.NASAL_CANNULA, "spo2": 91, "o2rule": "astct", "masked": True,
+        "device": Device.NASAL_CANNULA, "o2_comfort": False, "spo2": 91, "o2rule": "astct", "masked": True,
         "masked_by": ("stated as masked",), "product": "velo", "patient": "bed12", "weight_kg": 72.0,
         "recurrent": True,
     }

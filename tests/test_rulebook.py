@@ -130,7 +130,7 @@ BAD_FILES = [
         lambda t: replace_once(t, 'last = "C1D15"\nmin_days = 42', 'last = "C1D16"\nmin_days = 42'),
         ["c1d15-6w-plus", "last"], id="delay-row-unknown-dose"),
     pytest.param(
-        lambda t: replace_once(t, '[rulebook]\nid = "crsbot-default-lunsumio-iv"\nversion = "2026.11.3"\n',
+        lambda t: replace_once(t, '[rulebook]\nid = "crsbot-default-lunsumio-iv"\nversion = "2026.12.1"\n',
                                '[rulebook]\nid = "crsbot-default-lunsumio-iv"\n'),
         ["rulebook", "version", "Field required"], id="missing-version"),
     pytest.param(
@@ -188,7 +188,7 @@ def test_load_rulebook_text_names_its_origin() -> None:
 
 SITE_IV = (
     replace_once(
-        replace_once(IV_TEXT, 'id = "crsbot-default-lunsumio-iv"\nversion = "2026.11.3"',
+        replace_once(IV_TEXT, 'id = "crsbot-default-lunsumio-iv"\nversion = "2026.12.1"',
                      'id = "st-elsewhere-iv"\nversion = "3.1"'),
         # The site's pharmacists fill the cycle 2 row (test content, not clinical content).
         'id = "c2d1-any"\nlast = "C2D1"\nstatus = "not_available"\nsource = "USPI-IV"\n',
@@ -216,7 +216,7 @@ def test_site_file_for_iv_replaces_iv_only(tmp_path: Path) -> None:
 
 def test_site_file_for_velo_replaces_velo_only(tmp_path: Path) -> None:
     path = tmp_path / "velo.toml"
-    path.write_text(replace_once(VELO_TEXT, 'version = "2026.11.3"', 'version = "site-7"'), encoding="utf-8")
+    path.write_text(replace_once(VELO_TEXT, 'version = "2026.12.1"', 'version = "site-7"'), encoding="utf-8")
     books = load_rulebooks(path)
     assert books["velo"].ref.version == "site-7"
     assert books["iv"].ref == BOOKS["iv"].ref
@@ -224,7 +224,7 @@ def test_site_file_for_velo_replaces_velo_only(tmp_path: Path) -> None:
 
 def test_site_folder_loads_every_file(tmp_path: Path) -> None:
     (tmp_path / "iv.toml").write_text(SITE_IV, encoding="utf-8")
-    (tmp_path / "velo.toml").write_text(replace_once(VELO_TEXT, 'version = "2026.11.3"', 'version = "v9"'),
+    (tmp_path / "velo.toml").write_text(replace_once(VELO_TEXT, 'version = "2026.12.1"', 'version = "v9"'),
                                         encoding="utf-8")
     books = load_rulebooks(tmp_path)
     assert (books["iv"].ref.version, books["velo"].ref.version) == ("3.1", "v9")

@@ -18,7 +18,7 @@ import pytest
 
 from bot.rulebooks import load_rulebooks
 from bot.testing.slack_fake import FakeSlack, RecordedCall
-from messages.blocks import GRADE_COLOURS
+from messages.blocks import SEVERITY_EMOJI
 from messages.ids import ActionId, CallbackId
 from messages.layout import JUDGMENT
 from bot.testing.slack_requests import interactive_body, sign, slash_body, view_submission_payload
@@ -66,8 +66,9 @@ def header_text(params: dict[str, Any]) -> str:
     return next(b["text"]["text"] for b in params["blocks"] if b["type"] == "header")
 
 
-def attachment_blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
-    return params["attachments"][0]["blocks"]
+def message_blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
+    assert "attachments" not in params, "Block Kit only: no legacy attachments"
+    return params["blocks"]
 
 
 def context_texts(blocks: list[dict[str, Any]]) -> list[str]:
@@ -141,13 +142,12 @@ def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
     assert call.response["channel"] == channel
 
     header = header_text(params)
-    assert re.search(r"CRS grade (>= )?3\b", header), header
-    assert "bed12" in header
-    assert re.search(r"CRS grade (>= )?3\b", params["text"]), "plain-text fallback lacks the grade"
+    assert header.startswith(SEVERITY_EMOJI[3] + " bed12 · CRS at least grade 3"), header
+    # The notification alone: patient, grade, first action.
+    assert params["text"].startswith("bed12 · CRS at least grade 3. First: Hold LUNSUMIO"), params["text"]
     assert "1 vasopressor" in params["text"]
-    assert params["attachments"][0]["color"] == GRADE_COLOURS[3]
 
-    blocks = attachment_blocks(params)
+    blocks = message_blocks(params)
     assert action_ids(blocks) == [a.value for a in ActionId]
     version = load_rulebooks(None)["iv"].rulebook.version
     context = " ".join(context_texts(blocks))
@@ -293,7 +293,7 @@ def test_good_form_submission_posts_to_the_channel_in_private_metadata(bot: Serv
     assert response.status == 200
     assert response.body == b""  # a plain ack closes the modal
     call = bot.wait_for(ok_post_to(channel), after=mark)
-    assert re.search(r"CRS grade (>= )?3\b", header_text(call.params))
+    assert re.search(r"CRS (at least )?grade 3\b", header_text(call.params))
     assert "bed21" in header_text(call.params)
 
 
@@ -323,20 +323,20 @@ def test_button_clicks_update_the_message(bot: Served) -> None:
     call = updated(bot, channel, message["ts"], mark)
     assert call.params["channel"] == channel
     snoozed = bot.fake.messages(channel)[0]
-    notes = context_texts(snoozed["attachments"][0]["blocks"])
+    notes = context_texts(message_blocks(snoozed))
     assert any("snoozed" in n and "U0NURSE01" in n for n in notes), notes
-    assert any("Rulebook" in n for n in notes), "the rulebook context line must be kept"
-    assert action_ids(snoozed["attachments"][0]["blocks"]), "snooze keeps the buttons"
+    assert any("Rulebook" in n for n in notes[-1:]), "the rulebook context line must be kept, last"
+    assert action_ids(message_blocks(snoozed)), "snooze keeps the buttons"
     assert snoozed["text"] == message["text"]
 
     mark = bot.mark()
     assert bot.click(snoozed, ActionId.RESOLVED.value, channel=channel, user="U0DOCTOR1").status == 200
     updated(bot, channel, message["ts"], mark)
     resolved = bot.fake.messages(channel)[0]
-    notes = context_texts(resolved["attachments"][0]["blocks"])
+    notes = context_texts(message_blocks(resolved))
     assert any("Resolved by" in n and "U0DOCTOR1" in n for n in notes), notes
     assert any("snoozed" in n for n in notes), "earlier notes stay on the message"
-    assert action_ids(resolved["attachments"][0]["blocks"]) == [], "resolved drops the buttons"
+    assert action_ids(message_blocks(resolved)) == [ActionId.DETAILS.value], "resolved keeps only Details"
     thread = bot.fake.messages(channel, thread_ts=message["ts"])
     assert any("resolved" in m["text"] for m in thread), "the resolution is also said in the thread"
 
@@ -351,7 +351,7 @@ def test_reassessed_button_opens_the_form_prefilled(bot: Served) -> None:
     initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"}
     assert initial["temp"] == "39" and initial["pressor"] == "1" and initial["patient"] == "bed32"
     updated(bot, channel, message["ts"], mark)
-    notes = context_texts(bot.fake.messages(channel)[0]["attachments"][0]["blocks"])
+    notes = context_texts(message_blocks(bot.fake.messages(channel)[0]))
     assert any("is reassessing" in n for n in notes), notes
 
 
@@ -361,8 +361,36 @@ def test_button_on_a_message_without_patient_updates_it(bot: Served) -> None:
     mark = bot.mark()
     assert bot.click(message, ActionId.RESOLVED.value, channel=channel).status == 200
     updated(bot, channel, message["ts"], mark)
-    notes = context_texts(bot.fake.messages(channel)[0]["attachments"][0]["blocks"])
+    notes = context_texts(message_blocks(bot.fake.messages(channel)[0]))
     assert any("marked this resolved" in n for n in notes), notes
+
+
+def test_details_button_opens_the_full_reply_as_decided(bot: Served) -> None:
+    channel = new_channel()
+    message = post_graded(bot, channel, f"{GRADE_3} patient=bed33")
+    assert "Supportive care" not in json.dumps(message["blocks"])  # not on the first screen
+    mark = bot.mark()
+    assert bot.click(message, ActionId.DETAILS.value, channel=channel).status == 200
+    view = bot.wait_for("views.open", after=mark).params["view"]
+    assert view["callback_id"] == CallbackId.CRS_DETAILS.value
+    full = all_text(view)
+    for title in ("Supportive care", "Conventions applied", "Next dose", "Rulebook"):
+        assert f"*{title}*" in full, title
+    assert "bed33 · CRS at least grade 3" in full
+    assert bot.calls_since(mark, "chat.update") == []  # reading details changes nothing
+
+
+def test_details_of_another_channels_assessment_are_refused(bot: Served) -> None:
+    channel, other = new_channel(), new_channel()
+    message = post_graded(bot, channel, f"{GRADE_3} patient=bed34")
+    mark = bot.mark()
+    assert bot.click(message, ActionId.DETAILS.value, channel=other).status == 200
+
+    def told(call: RecordedCall) -> bool:  # the value was sealed for the other channel: refused
+        return call.ok and call.method in ("chat.postEphemeral", RESPONSE_URL_METHOD) \
+            and "nothing was changed" in call.params.get("text", "")
+    bot.wait_for(told, after=mark)
+    assert bot.calls_since(mark, "views.open") == []
 
 
 # --------------------------------------------------------------------------- replies to the user
@@ -419,8 +447,8 @@ def test_icans_posts_the_grade_in_channel(bot: Served) -> None:
     mark = bot.mark()
     assert bot.slash("icans ice=6", channel=channel).status == 200
     call = bot.wait_for(ok_post_to(channel), after=mark)
-    assert re.search(r"ICANS grade (>= )?2\b", header_text(call.params)), header_text(call.params)
-    assert "ICANS grade" in call.params["text"]
+    assert re.search(r"ICANS (at least )?grade 2\b", header_text(call.params)), header_text(call.params)
+    assert re.search(r"ICANS (at least )?grade 2\b", call.params["text"])
 
 
 def test_delay_and_premed_answer_the_user(bot: Served) -> None:

@@ -102,7 +102,9 @@ def _submission(deps: Deps, body: dict[str, Any]) -> Call:
     # The label as typed (several words included) meets the guard before anything joins or parses it.
     label = deps.settings.check_patient_label(patient_value(values))
     text = submission_text(values, patient=label)
-    return Call(channel=str(claimed), user=user, text=text, trigger_id=body.get("trigger_id"), patient=label)
+    # "Other findings" is free /crs text and may name the patient too: the guard sees that as well.
+    return Call(channel=str(claimed), user=user, text=text, trigger_id=body.get("trigger_id"),
+                patient=label or patient_named(text))
 
 
 def _channel_named(body: dict[str, Any]) -> str:

@@ -39,12 +39,14 @@ FIELD_KEYS = {f.value for f in FormField}
 
 
 def field_for(error: CrsbotError) -> str:
-    """Which form block shows an error: the key it names, the patient field for a label or a refusal,
-    else the temperature field."""
+    """Which form block shows an error: the key it names, the patient field for a label or a refusal; a key
+    without a field of its own was typed in "Other findings"; anything else shows on the temperature field."""
     if isinstance(error, (PatientLabelError, Refusal)):
         return FormField.PATIENT.value
     key = (error.key or "").lower() if isinstance(error, InputError) else ""
-    return key if key in FIELD_KEYS else FormField.TEMP.value
+    if key in FIELD_KEYS:
+        return key
+    return FormField.OTHER.value if key else FormField.TEMP.value
 
 
 def form_errors(error: CrsbotError) -> dict[str, Any]:

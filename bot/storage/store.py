@@ -346,6 +346,15 @@ class Store:
                 raise NotFound(f"no assessment with id {assessment_id}")
             row.message_ts = ts
 
+    def assessment_result(self, assessment_id: int, channel_id: str) -> dict[str, Any] | None:
+        """The stored report of an assessment shown in this channel (None if it is not this channel's):
+        the Details button shows exactly what was decided then, not a re-grade under today's rulebook."""
+        with self._tx() as session:
+            row = session.get(AssessmentRow, assessment_id)
+            if row is None or row.channel_id != channel_id:
+                return None
+            return dict(row.result_json)
+
     # ------------------------------------------------------------------- episodes
 
     def set_episode_thread(self, episode_id: int, ts: str) -> None:

@@ -32,6 +32,7 @@ from bot.testing.slack_requests import (
     view_submission_payload,
 )
 from messages.form import initial_values
+from messages.ids import CallbackId, FormField
 
 CHANNEL = "C0ONCALL01"
 USER = "U0CLINIC01"
@@ -48,6 +49,7 @@ DEMO_SCRIPT = (
     "/crs oncall <@U0ONCALL99|dr.oncall>",
     "/crs temp=39.2 sbp=84 fluids=yes patient=bed12",
     "/crs temp=37.1 masked=yes pressor=1 o2=6 device=nc patient=bed12",
+    "press details",
     "advance 60m",
     "advance 15m",
     "press reassessed",
@@ -73,6 +75,19 @@ class OffsetClock:
     def advance(self, delta: timedelta) -> None:
         with self._lock:
             self._offset += delta
+
+
+def view_text(view: dict[str, Any]) -> str:
+    """A read-only modal (Details) as the console prints it: each block's text, in order."""
+    lines = []
+    for block in view.get("blocks", []):
+        if block.get("type") in ("header", "section"):
+            lines.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            lines.extend(e.get("text", "") for e in block.get("elements", []))
+        elif block.get("type") == "divider":
+            lines.append("")
+    return "\n".join(lines)
 
 
 def _context_notes(message: dict[str, Any]) -> list[str]:
@@ -133,7 +148,12 @@ class Console:
             message.setdefault("ts", call.response.get("ts") or params.get("ts"))
             self._list_buttons(message)
         elif method == "views.open":
-            self.open_view = call.response.get("view") or params.get("view")
+            view = call.response.get("view") or params.get("view") or {}
+            if view.get("callback_id") == CallbackId.CRS_DETAILS:
+                self.say("\n── details opened " + "─" * 40)
+                self.say(view_text(view))
+                return
+            self.open_view = view
             prefill = initial_values(self.open_view or {})
             filled = " ".join(f"{k}={v}" for k, v in prefill.items() if v)
             self.say(f"\n── form opened: CRS assessment ── prefilled: {filled or '(empty)'}\n"
@@ -225,7 +245,13 @@ class Console:
         if self.open_view is None:
             self.say("   no form is open (type /crs form, or press Reassessed)")
             return
-        values = {key.lower(): value for key, _, value in (pair.partition("=") for pair in text.split())}
+        values: dict[str, str] = {}
+        fields = {b.get("block_id") for b in self.open_view.get("blocks", []) if b.get("type") == "input"}
+        for key, _, value in (pair.partition("=") for pair in text.split()):
+            if key.lower() in fields:
+                values[key.lower()] = value
+            else:  # typed into "Other findings", as a person would
+                values[FormField.OTHER] = f"{values.get(FormField.OTHER, '')} {key}={value}".strip()
         try:
             payload = view_submission_payload(self.open_view, values, user=USER,
                                               trigger_id=self.fake.new_trigger_id())
