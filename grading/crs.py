@@ -116,15 +116,21 @@ def celsius_text(temp_c: float) -> str:
     return f"{shown} C"
 
 
+def litres(flow: float) -> str:
+    """A flow as typed, never rounded: `:g` would show 5.9999999 L/min (low-flow) as "6" (high-flow)."""
+    text = repr(float(flow))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _device_level(device: Device, flow: float | None, rule: str) -> tuple[int, str]:
     """The grade a device gives and its name as shown; a nasal cannula is low- or high-flow by its flow."""
     if device in _DEVICE_LEVEL:
         level, name = _DEVICE_LEVEL[device]
         if flow is not None and device != Device.BLOW_BY:
-            name += f" at {flow:g} L/min"
+            name += f" at {litres(flow)} L/min"
         return level, name
     high = flow is not None and _is_high_flow(flow, rule)
-    return (3 if high else 2), f"{'high' if high else 'low'}-flow oxygen {flow:g} L/min by nasal cannula" \
+    return (3 if high else 2), f"{'high' if high else 'low'}-flow oxygen {litres(flow)} L/min by nasal cannula" \
         if flow is not None else "nasal cannula, flow not stated (low-flow)"
 
 
@@ -140,7 +146,7 @@ def hypoxia(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, list
     if inp.o2_comfort:
         given = inp.device is not None or inp.o2_flow is not None
         what = _device_level(inp.device, inp.o2_flow, rule)[1] if inp.device else (
-            f"{inp.o2_flow:g} L/min" if inp.o2_flow is not None else "oxygen")
+            f"{litres(inp.o2_flow)} L/min" if inp.o2_flow is not None else "oxygen")
         notes.append(f"{what[0].upper()}{what[1:]} given for comfort only: does not count toward the CRS grade "
                      "(ASTCT). If it treats low oxygen, leave out o2comfort=yes.")
         if given and inp.device is not None and _device_level(inp.device, inp.o2_flow, rule)[0] >= 3:
@@ -170,10 +176,10 @@ def hypoxia(inp: CrsInput, settings: SiteSettings) -> tuple[Finding | None, list
         return None, [], conventions, notes
     high = _is_high_flow(flow, rule)
     if not high:
-        notes.append(f"Oxygen {flow:g} L/min with no device stated: graded as low-flow nasal cannula (grade 2); "
+        notes.append(f"Oxygen {litres(flow)} L/min with no device stated: graded as low-flow nasal cannula (grade 2); "
                      "by facemask, Venturi or non-rebreather mask it is grade 3, by CPAP/BiPAP grade 4. "
                      "Add device=.")
-    name = f"{'high' if high else 'low'}-flow oxygen {flow:g} L/min (device not stated)"
+    name = f"{'high' if high else 'low'}-flow oxygen {litres(flow)} L/min (device not stated)"
     return Finding(domain="hypoxia", level=3 if high else 2, text=name), ["oxygen device"], conventions, notes
 
 

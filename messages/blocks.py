@@ -95,7 +95,8 @@ def first_screen_blocks(layout: Layout) -> list[Block]:
     """Header (severity emoji + words), why, and the actions that matter most now."""
     blocks: list[Block] = [{"type": "header", "text": {
         "type": "plain_text", "emoji": True,
-        "text": clip(f"{severity_emoji(layout.grade)} {layout.headline}", MAX_HEADER_CHARS)}}]
+        "text": clip(f"{severity_emoji(layout.grade)} {layout.headline}" if layout.graded else layout.headline,
+                     MAX_HEADER_CHARS)}}]
     if layout.lead:
         blocks.append(_mrkdwn("\n".join(_bold_label(line) for line in layout.lead)))
     if layout.first:

@@ -40,6 +40,7 @@ class Layout:
     details: tuple[Section, ...]
     context: str
     summary: str
+    graded: bool = True  # a grade reply (severity emoji in the header); delay and premed answers are not
 
 
 def context_line(ref: RulebookRef) -> str:
@@ -197,7 +198,7 @@ def delay_layout(report: DelayReport) -> Layout:
         lines = [report.reason or ""]
     details = (*_section("Next doses", lines), *_section("Notes", report.notes))
     return Layout(headline=headline, grade=None, lead=(), first=(), details=details,
-                  context=context_line(report.rulebook), summary=headline)
+                  context=context_line(report.rulebook), summary=headline, graded=False)
 
 
 def premed_layout(report: PremedReport) -> Layout:
@@ -213,7 +214,7 @@ def premed_layout(report: PremedReport) -> Layout:
     details = (*_section("Why", [report.reason]), *_section("Premedication", items),
                *_section("Notes", report.notes))
     return Layout(headline=headline, grade=None, lead=(), first=(), details=details,
-                  context=context_line(report.rulebook), summary=headline)
+                  context=context_line(report.rulebook), summary=headline, graded=False)
 
 
 def layout_for(report: CrsReport | IcansReport | DelayReport | PremedReport) -> Layout:

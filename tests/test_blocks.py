@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.rulebooks import default_rulebooks
-from grading.models import SiteSettings
+from grading.models import IcansReport, SiteSettings
 from grading.parse import parse_crs
 from grading.pipeline import assess_crs, assess_delay, assess_icans, assess_premed
 from messages.blocks import (
@@ -136,7 +136,10 @@ def test_a_long_button_value_keeps_valid_json_with_the_ids() -> None:
     assess_premed("cycle=3", SITE, RULEBOOKS), assess_premed("cycle=1 product=velo", SITE, RULEBOOKS),
 ], ids=["icans", "delay", "premed", "premed-velo"])
 def test_other_answers_render_within_limits(report: Any) -> None:
-    assert_within_limits(render_message(layout_for(report)))
+    message = render_message(layout_for(report))
+    assert_within_limits(message)
+    header = message["blocks"][0]["text"]["text"]
+    assert header.startswith(":") == isinstance(report, IcansReport)  # severity emoji only on a grade
 
 
 def _state_from(view: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:

@@ -162,3 +162,9 @@ def test_a_temperature_just_below_fever_is_never_shown_as_38(temp: str, shown: s
 def test_a_fever_at_the_threshold_is_shown_as_38() -> None:
     full = render_text(layout_for(assess_crs("temp=100.4f sbp=120 pressor=0 o2=ra", SITE, RULEBOOKS)))
     assert "fever 38.0 C" in full
+
+
+def test_a_flow_just_below_the_boundary_is_never_shown_as_6() -> None:
+    report = assess_crs("temp=39 sbp=120 pressor=0 o2=5.9999999 device=nc", SITE, RULEBOOKS)
+    assert report.grade == 2
+    assert "5.9999999 L/min" in report.driver and " 6 L/min" not in report.driver

@@ -9,6 +9,7 @@ escalations arrive without waiting.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import secrets
@@ -87,7 +88,7 @@ def view_text(view: dict[str, Any]) -> str:
             lines.extend(e.get("text", "") for e in block.get("elements", []))
         elif block.get("type") == "divider":
             lines.append("")
-    return "\n".join(lines)
+    return html.unescape("\n".join(lines))
 
 
 def _context_notes(message: dict[str, Any]) -> list[str]:

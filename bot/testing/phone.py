@@ -411,7 +411,7 @@ def chromium_layout(page: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m bot.testing.phone OUT_DIR`: screenshots and heights of the replies the README shows."""
-    from bot.testing.phone_cases import cases
+    from bot.testing.phone_cases import README_SHOTS, cases
 
     out = Path((argv or sys.argv[1:] or ["docs"])[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -424,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         if chromium():
             measured = chromium_layout(source)
             line += f"; chromium height {measured['height']} px"
-            screenshot(source, out / f"{name}.png", height=int(max(page.height, measured["height"])) + 8)
+            if name in README_SHOTS:
+                screenshot(source, out / f"{name}.png", height=int(max(page.height, measured["height"])) + 8)
         print(line)
     return 0
 

@@ -20,6 +20,7 @@ GRADE_CASES = {
     "masked": "temp=37 sbp=85 pressor=1 patient=bed12",
     "grade4": "temp=39 pressor=2 device=bipap patient=bed3",
 }
+README_SHOTS = {"reply-grade3", "reply-masked", "form"}  # the pictures docs/ keeps
 SAMPLE_FOOTER = "Next reassessment reminder Tue 01 Dec 04:00 UTC (team setting)"
 BEFORE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "before-issue-9.json"
 
