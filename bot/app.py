@@ -23,7 +23,12 @@ from bot.storage.connect import open_database
 from bot.storage.store import Store
 
 log = logging.getLogger("crsbot")
-LISTENER_THREADS = 64
+RUNTIME_CONNECTIONS = 2  # the reminder engine's tick and /healthz
+# Listener threads and database connections are sized together: a listener holds a connection only
+# for its short transactions (never across a Slack call), so on PostgreSQL one connection per listener
+# thread means no listener ever waits for one; on SQLite the one writer is one pooled connection
+# (bot/storage/db.py). Threads outnumber Slack's concurrent work so an ack never waits behind slow posts.
+LISTENER_THREADS = 32
 
 
 @dataclass
@@ -51,7 +56,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         intervals = parse_intervals(settings.reassess_intervals)
     except ValueError as exc:
         raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
-    engine = open_database(settings.database_url, settings.data_dir)
+    # PostgreSQL: one connection per listener thread, the tick and /healthz, and each HTTP thread's
+    # replay check (bot/slack/gate.py).
+    engine = open_database(settings.database_url, settings.data_dir,
+                           pool_size=LISTENER_THREADS + RUNTIME_CONNECTIONS + settings.threads)
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url)

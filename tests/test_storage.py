@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import ManualClock
 from bot.storage import NotFound, Store, export_audit
 from bot.storage.db import current_revision, default_database_url, head_revision, make_engine, normalise_url, upgrade
 from bot.storage.tables import Base
+from grading.pipeline import PatientHistory, PriorEpisode
 from tests.db_fixtures import (  # noqa: F401  (fixtures)
     CLOCK_START,
     blank_db_url,
@@ -180,7 +181,6 @@ def test_timestamps_round_trip_as_aware_utc(db_url: str, store: Store, clock: Ma
 def test_assessments_open_then_join_an_episode_and_track_worst_grade(store: Store, clock: ManualClock) -> None:
     first = _record(store, "Bed 12", 1)
     assert first.is_new_episode and first.episode is not None
-    assert first.previous_episode is None
     assert first.assessment.episode_id == first.episode.id
     assert (first.episode.current_grade, first.episode.worst_grade) == (1, 1)
 
@@ -227,26 +227,56 @@ def test_unknown_product_or_kind_is_refused(store: Store) -> None:
     assert store.open_episodes(CH) == []
 
 
-def test_previous_episode_is_offered_for_recurrence(store: Store, clock: ManualClock) -> None:
+def test_patient_history_offers_the_last_resolved_episode_per_product(store: Store, clock: ManualClock) -> None:
     first = _record(store, "Bed 12", 2).episode
     assert first is not None
+    assert store.patient_history(CH, "Bed 12") == PatientHistory("iv", {})
     clock.advance(timedelta(hours=6))
     resolved = store.resolve_episode(CH, "Bed 12", "U2", symptom_free_hours=72)
     assert resolved is not None and resolved.status == "resolved" and resolved.resolved_by == "U2"
+    assert store.patient_history(CH, "Bed 12") == PatientHistory(None, {"iv": PriorEpisode(first.id, 2)})
 
     clock.advance(timedelta(days=2))
-    again = _record(store, "Bed 12", 1)
+    again = store.record_assessment(CH, "Bed 12", "iv", "crs", {}, {}, 2, "rb", "1", "U1", recurrent_of=first.id)
     assert again.is_new_episode and again.episode is not None and again.episode.id != first.id
-    assert again.previous_episode is not None and again.previous_episode.id == first.id
-    assert again.episode.worst_grade == 1  # a new episode starts its own worst grade
+    assert again.episode.recurrent_of == first.id, "linked in the same write"
+    assert again.episode.worst_grade == 2  # a new episode starts its own worst grade
 
-    linked = store.mark_recurrence(again.episode.id, first.id)
-    assert linked.recurrent_of == first.id
-
-    # A different product for the same label is a different course: no previous episode.
+    # A different product for the same label is a different course, with its own last episode.
     store.resolve_episode(CH, "Bed 12", "U2", symptom_free_hours=72)
     velo = _record(store, "Bed 12", 1, product="velo")
-    assert velo.is_new_episode and velo.previous_episode is None
+    history = store.patient_history(CH, "Bed 12")
+    assert history.open_product == "velo"
+    assert history.last_resolved == {"iv": PriorEpisode(again.episode.id, 2)}
+    assert velo.is_new_episode
+    assert store.patient_history(CH, "Bed 404") == PatientHistory() == store.patient_history("C0OTHER", "Bed 12")
+
+
+def test_recording_restarts_the_cadence_in_the_same_transaction(store: Store, clock: ManualClock,
+                                                                db_engine: Engine) -> None:
+    first = _record(store, "Bed 31", 2).episode
+    assert first is not None
+    store.schedule_reminder(first.id, "reassess", clock.now() + timedelta(hours=2))
+    store.schedule_reminder(first.id, "escalation", clock.now() + timedelta(hours=3))
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+    event.listen(db_engine, "commit", count)
+    try:
+        due = clock.now() + timedelta(hours=1)
+        again = store.record_assessment(CH, "Bed 31", "iv", "crs", {}, {}, 3, "rb", "1", "U4",
+                                        restart_cadence=True, next_reassess_at=due)
+    finally:
+        event.remove(db_engine, "commit", count)
+    assert len(commits) == 1, "one write per assessment"
+    assert again.next_reminder is not None and again.next_reminder.due_at == due
+    pending = store.reminders(episode_id=first.id, status="pending")
+    assert [(r.kind, r.due_at) for r in pending] == [("reassess", due)]
+    assert {r.kind for r in store.reminders(episode_id=first.id, status="cancelled")} == {"reassess", "escalation"}
+    grade_zero = store.record_assessment(CH, "Bed 31", "iv", "crs", {}, {}, 0, "rb", "1", "U4",
+                                         restart_cadence=True, next_reassess_at=None)
+    assert grade_zero.next_reminder is None and store.reminders(episode_id=first.id, status="pending") == []
 
 
 def test_resolve_cancels_reminders_and_books_symptom_free_notice(store: Store, clock: ManualClock) -> None:
@@ -364,6 +394,17 @@ def test_thread_and_message_ts_are_stored(store: Store) -> None:
     with pytest.raises(NotFound):
         store.set_assessment_message(999_999, "1")
     assert store.get_episode(999_999) is None
+
+
+def test_message_ts_and_a_new_thread_are_set_together_and_a_thread_never_moves(store: Store) -> None:
+    first = _record(store, "Bed 3", 1)
+    assert first.episode is not None
+    store.set_message_ts(first.assessment_id, "1700000000.000300", first.episode.id)
+    later = _record(store, "Bed 3", 2)
+    store.set_message_ts(later.assessment_id, "1700000000.000400", first.episode.id)
+    assert store.get_episode(first.episode.id).thread_ts == "1700000000.000300"  # type: ignore[union-attr]
+    (history,) = store.episode_history(CH, "Bed 3")
+    assert [a.message_ts for a in history.assessments] == ["1700000000.000300", "1700000000.000400"]
 
 
 # -------------------------------------------------------------- on-call & audit

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from grading.models import Product
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.clock import as_utc
 from grading.pipeline import (
     NO_HISTORY,
     CrsAssessment,
     IcansAssessment,
     PatientHistory,
-    PriorEpisode,
     assess_crs_case,
     assess_delay,
     assess_icans_case,
@@ -23,20 +25,13 @@ from messages.form import build_form
 from messages.layout import crs_layout, layout_for
 from messages.refusals import FORM_NEEDS_TRIGGER
 
-PRODUCTS: tuple[Product, ...] = ("iv", "velo")
+if TYPE_CHECKING:
+    from bot.storage.records import Episode
 
 
 def history(deps: Deps, channel: str, patient: str | None) -> PatientHistory:
-    """The records the pipeline needs about this patient in this channel."""
-    if patient is None:
-        return NO_HISTORY
-    found = deps.store.find_open_episode(channel, patient)
-    prior = {}
-    for product in PRODUCTS:
-        episode = deps.store.last_resolved_episode(channel, patient, product)
-        if episode is not None:
-            prior[product] = PriorEpisode(episode.id, episode.worst_grade)
-    return PatientHistory(found.product if found else None, prior)  # type: ignore[arg-type]
+    """The records the pipeline needs about this patient in this channel (one read)."""
+    return deps.store.patient_history(channel, patient) if patient else NO_HISTORY
 
 
 def grade(deps: Deps, call: Call) -> CrsAssessment:
@@ -48,24 +43,31 @@ def crs(deps: Deps, call: Call) -> None:
 
 
 def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
+    """One write (assessment, episode, recurrence link, audit, next reminder), one post, one ts update."""
     report, rulebook = case.report, case.rulebook.rulebook
+    tracked = report.input.patient is not None and deps.reminders is not None
     recorded = deps.store.record_assessment(
         call.channel, report.input.patient, case.product, "crs",
         {"text": call.text, "parsed": report.input.model_dump(mode="json")}, report.model_dump(mode="json"),
-        report.grade, rulebook.id, rulebook.version, call.user)
+        report.grade, rulebook.id, rulebook.version, call.user, recurrent_of=case.recurrent_of,
+        restart_cadence=tracked, next_reassess_at=_next_reassess_at(deps, case.basis) if tracked else None)
     episode = recorded.episode
-    if episode and case.recurrent_of is not None and episode.recurrent_of is None:
-        episode = deps.store.mark_recurrence(episode.id, case.recurrent_of)
     footer = None
     if episode and deps.reminders is not None:
-        due = deps.reminders.schedule_after_assessment(episode.id, case.basis, user_id=call.user)
-        footer = reminder_footer(due.due_at if due else None)
+        footer = reminder_footer(recorded.next_reminder.due_at if recorded.next_reminder else None)
     elif not report.input.patient:
         footer = UNTRACKED_FOOTER
     value = deps.sealer.seal(button_scope(call.channel), t=call.text, a=recorded.assessment_id,
                              e=episode.id if episode else None)
     payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
     post_assessment(deps, call.channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
+
+
+def _next_reassess_at(deps: Deps, basis: int) -> datetime | None:
+    """The team's cadence for this grade (the reminder engine's policy); None books nothing."""
+    assert deps.reminders is not None
+    interval = deps.reminders.interval_for(basis)
+    return as_utc(deps.reminders.clock.now()) + interval if interval is not None else None
 
 
 def icans(deps: Deps, call: Call) -> None:
@@ -80,17 +82,19 @@ def icans(deps: Deps, call: Call) -> None:
                     render_message(layout_for(report)))
 
 
-def post_assessment(deps: Deps, channel: str, episode: object, new: bool, assessment_id: int,
+def post_assessment(deps: Deps, channel: str, episode: Episode | None, new: bool, assessment_id: int,
                     payload: Payload) -> None:
-    """A new episode starts a thread; later assessments go in it and are also shown in the channel."""
-    thread_ts = getattr(episode, "thread_ts", None)
-    if episode is not None and not new and thread_ts:
-        ts = deps.sender.post(channel, {**payload, "reply_broadcast": True}, thread_ts=thread_ts)
-    else:
-        ts = deps.sender.post(channel, payload)
-        if episode is not None:
-            deps.store.set_episode_thread(episode.id, ts)  # type: ignore[attr-defined]
-    deps.store.set_assessment_message(assessment_id, ts)
+    """A new episode starts a thread; later assessments go in it and are also shown in the channel.
+
+    Only a new episode's first reply is written back (its ts is the thread reminders reply in), so a
+    follow-up or an untracked grade costs one write; every reply names its assessment id in its sealed
+    button values, which links the Slack message to the audit trail."""
+    if episode is not None and not new and episode.thread_ts:
+        deps.sender.post(channel, {**payload, "reply_broadcast": True}, thread_ts=episode.thread_ts)
+        return
+    ts = deps.sender.post(channel, payload)
+    if episode is not None:
+        deps.store.set_message_ts(assessment_id, ts, episode.id)
 
 
 def delay(deps: Deps, call: Call) -> Payload:

@@ -23,7 +23,7 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines() or [type(error).__name__])[0][:200]
 
 
-def open_database(url: str | None, data_dir: Path) -> Engine:
+def open_database(url: str | None, data_dir: Path, pool_size: int | None = None) -> Engine:
     """An engine on `url` (DATABASE_URL) or the SQLite file in `data_dir` (CRSBOT_DATA_DIR), migrated."""
     variable = "DATABASE_URL" if url else "CRSBOT_DATA_DIR"
     if url is None:
@@ -43,7 +43,7 @@ def open_database(url: str | None, data_dir: Path) -> Engine:
             from None
     shown = parsed.render_as_string(hide_password=True)
     try:
-        engine = make_engine(parsed)
+        engine = make_engine(parsed, pool_size=pool_size)
     except NoSuchModuleError:
         raise DatabaseSetupError(f"{variable}: unknown database driver '{make_url(url).drivername}'; "
                                  "use postgresql:// or sqlite://") from None

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SQLITE_FILENAME = "crsbot.sqlite3"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+# Execution option marking a read-only connection: SQLite then opens a deferred transaction (no write
+# lock), so reads never queue behind writers. `engine.execution_options(**{READ_ONLY: True})`.
+READ_ONLY = "crsbot_read_only"
 # Arbitrary but fixed key ("crsbmigr" as ASCII) shared by every replica.
 MIGRATION_LOCK_KEY = 0x637273626D696772
 # alembic's `context` module is a process-wide proxy, so two threads must never
@@ -66,18 +69,28 @@ def _is_sqlite_file(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
 
-def make_engine(url: str | URL | None = None, *, data_dir: str | Path = "data", echo: bool = False) -> Engine:
-    """Create an engine for `url`, or for the default SQLite file under `data_dir`."""
+def make_engine(url: str | URL | None = None, *, data_dir: str | Path = "data", echo: bool = False,
+                pool_size: int | None = None) -> Engine:
+    """Create an engine for `url`, or for the default SQLite file under `data_dir`.
+
+    A SQLite file gets one pooled connection per process: SQLite has one writer at a time anyway, and
+    threads then queue on the pool (woken at once) instead of sleeping in SQLite's busy handler (which
+    backs off up to 100 ms a try); other processes on the same file still wait on busy_timeout.
+    PostgreSQL gets `pool_size` connections (the caller sizes it to its threads).
+    """
     parsed = normalise_url(url if url is not None else default_database_url(data_dir))
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
         if _is_sqlite_file(parsed):
             Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine, wal=_is_sqlite_file(parsed))
         return engine
     kwargs["pool_pre_ping"] = True  # survive a PostgreSQL restart without a failed tick
+    if pool_size is not None:
+        kwargs.update(pool_size=pool_size, max_overflow=0)
     return create_engine(parsed, **kwargs)
 
 
@@ -101,7 +114,9 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so
         # read-then-write transactions cannot fail half-way on a stale snapshot.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only connections (READ_ONLY) take no write lock at all.
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _enable_wal(cursor: sqlite3.Cursor) -> None:

@@ -99,15 +99,13 @@ class Assessment:
 class RecordedAssessment:
     """What `Store.record_assessment` did, so the caller can word its reply.
 
-    `previous_episode` is the patient's most recent resolved episode with the
-    same product in the channel; the caller decides whether that makes the
-    current one a recurrence (and then calls `Store.mark_recurrence`).
+    `next_reminder` is the reassess it booked when asked to restart the episode's cadence.
     """
 
     assessment: Assessment
     episode: Episode | None
     is_new_episode: bool
-    previous_episode: Episode | None
+    next_reminder: Reminder | None = None
 
     @property
     def assessment_id(self) -> int:

@@ -12,6 +12,7 @@ Rules that keep replicas consistent:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
+from bot.storage.db import READ_ONLY
 from bot.storage.records import (
     Assessment,
     AuditEntry,
@@ -33,6 +35,7 @@ from bot.storage.records import (
     RecordedAssessment,
     Reminder,
 )
+from grading.pipeline import PatientHistory, PriorEpisode, ProductConflictError
 from bot.storage.tables import (
     ASSESSMENT_KINDS,
     PRODUCTS,
@@ -53,6 +56,19 @@ ANSWER_ACTIONS: tuple[str, ...] = ("reassessed", "snooze", "resolved")
 # Reminders that belong to an open episode's reassessment cycle (vs. the 72-hour notice).
 CADENCE_KINDS = ("reassess", "escalation")
 _INTEGRITY_RETRIES = 3
+
+
+# Statements run for every command, built once, on the tables (no ORM unit of work in the hot path).
+_EPISODES = EpisodeRow.__table__
+_OPEN_EPISODE = (
+    select(*_EPISODES.columns)
+    .where(_EPISODES.c.channel_id == bindparam("channel_id"), _EPISODES.c.patient_label == bindparam("patient_label"),
+           _EPISODES.c.status == "open")
+    .with_for_update()
+)
+_INSERT_EPISODE = insert(_EPISODES).returning(_EPISODES.c.id)
+_INSERT_ASSESSMENT = insert(AssessmentRow.__table__).returning(AssessmentRow.__table__.c.id)
+_INSERT_AUDIT = insert(AuditRow.__table__)
 
 
 class NotFound(LookupError):
@@ -104,6 +120,7 @@ class Store:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = engine.execution_options(**{READ_ONLY: True})
 
     # ------------------------------------------------------------------ plumbing
 
@@ -226,11 +243,19 @@ class Store:
         rulebook_id: str,
         rulebook_version: str,
         user_id: str,
+        *,
+        recurrent_of: int | None = None,
+        restart_cadence: bool = False,
+        next_reassess_at: datetime | None = None,
     ) -> RecordedAssessment:
-        """Store an assessment, joining the patient's open episode or opening one.
+        """Store an assessment, joining the patient's open episode or opening one, in one transaction.
 
         Only CRS grades move the episode's current/worst grade (ICANS is graded on
-        its own scale); a null grade never lowers anything.
+        its own scale); a null grade never lowers anything. `recurrent_of` links the
+        episode to the resolved one it recurs after. With `restart_cadence` the
+        assessment answers the episode's posted reminders, cancels its pending
+        reassess/escalation and books the next reassess at `next_reassess_at` (none if None),
+        in the same transaction, so one command costs one write.
         """
         if product not in PRODUCTS:
             raise ValueError(f"unknown product {product!r}; expected one of {PRODUCTS}")
@@ -240,7 +265,8 @@ class Store:
         for attempt in range(1, _INTEGRITY_RETRIES + 1):
             try:
                 return self._record_assessment_once(
-                    channel_id, label, product, kind, inputs, result, grade, rulebook_id, rulebook_version, user_id
+                    channel_id, label, product, kind, inputs, result, grade, rulebook_id, rulebook_version, user_id,
+                    recurrent_of, restart_cadence, next_reassess_at,
                 )
             except IntegrityError:
                 # Another replica opened this patient's episode a moment ago; join it.
@@ -261,82 +287,113 @@ class Store:
         rulebook_id: str,
         rulebook_version: str,
         user_id: str,
+        recurrent_of: int | None = None,
+        restart_cadence: bool = False,
+        next_reassess_at: datetime | None = None,
     ) -> RecordedAssessment:
         now = self._now()
         with self._tx() as session:
-            episode: EpisodeRow | None = None
-            previous: EpisodeRow | None = None
+            # Core statements, not the ORM unit of work: this runs for every command, and a flush of
+            # two new objects costs more CPU than the insert itself.
+            db = session.connection()
+            episode: Episode | None = None
             is_new = False
             if label is not None:
-                episode = session.scalars(
-                    select(EpisodeRow)
-                    .where(
-                        EpisodeRow.channel_id == channel_id,
-                        EpisodeRow.patient_label == label,
-                        EpisodeRow.status == "open",
-                    )
-                    .with_for_update()
-                ).one_or_none()
-                previous = session.scalars(
-                    select(EpisodeRow)
-                    .where(
-                        EpisodeRow.channel_id == channel_id,
-                        EpisodeRow.patient_label == label,
-                        EpisodeRow.product == product,
-                        EpisodeRow.status == "resolved",
-                    )
-                    .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
-                    .limit(1)
-                ).one_or_none()
-                if episode is None:
-                    episode = EpisodeRow(
-                        channel_id=channel_id, patient_label=label, product=product, status="open", opened_at=now
-                    )
-                    session.add(episode)
-                    session.flush()  # raises IntegrityError here if another replica won the race
-                    is_new = True
+                found = db.execute(_OPEN_EPISODE, {"channel_id": channel_id, "patient_label": label}).one_or_none()
+                grades: dict[str, Any] = {}
                 if kind == "crs" and grade is not None:
-                    episode.current_grade = grade
-                    episode.worst_grade = grade if episode.worst_grade is None else max(episode.worst_grade, grade)
-            row = AssessmentRow(
-                episode_id=episode.id if episode is not None else None,
-                channel_id=channel_id,
-                kind=kind,
-                inputs_json=inputs,
-                result_json=result,
-                grade=grade,
-                rulebook_id=rulebook_id,
-                rulebook_version=rulebook_version,
-                user_id=user_id,
-                created_at=now,
-            )
-            session.add(row)
-            session.flush()
-            self._add_audit(
-                session,
-                now,
-                "grade",
-                channel_id,
-                user_id,
-                label,
-                {
-                    "assessment_id": row.id,
-                    "episode_id": row.episode_id,
+                    worst = found.worst_grade if found is not None else None
+                    grades = {"current_grade": grade, "worst_grade": grade if worst is None else max(worst, grade)}
+                if found is None:
+                    values = dict(channel_id=channel_id, patient_label=label, product=product, status="open",
+                                  opened_at=now, recurrent_of=recurrent_of, **grades)
+                    # Raises IntegrityError if another replica opened this patient's episode a moment ago.
+                    episode_id = db.execute(_INSERT_EPISODE, values).scalar_one()
+                    episode = Episode(**{"id": episode_id, "resolved_at": None, "resolved_by": None, "thread_ts": None,
+                                         "symptom_free_until": None, "current_grade": None, "worst_grade": None,
+                                         **values})  # type: ignore[arg-type]
+                    is_new = True
+                else:
+                    if found.product != product:
+                        raise ProductConflictError(product, found.product)  # type: ignore[arg-type]
+                    changes = dict(grades)
+                    if recurrent_of is not None and found.recurrent_of is None and recurrent_of != found.id:
+                        changes["recurrent_of"] = recurrent_of
+                    if changes:
+                        db.execute(update(_EPISODES).where(_EPISODES.c.id == found.id).values(changes))
+                    episode = dataclasses.replace(Episode.of(found), **changes)  # type: ignore[arg-type]
+            assessment = dict(episode_id=episode.id if episode is not None else None, channel_id=channel_id, kind=kind,
+                              inputs_json=inputs, result_json=result, grade=grade, rulebook_id=rulebook_id,
+                              rulebook_version=rulebook_version, user_id=user_id, created_at=now)
+            assessment_id = db.execute(_INSERT_ASSESSMENT, assessment).scalar_one()
+            db.execute(_INSERT_AUDIT, dict(
+                at=now, channel_id=channel_id, user_id=user_id, action="grade", patient_label=label,
+                detail_json={
+                    "assessment_id": assessment_id,
+                    "episode_id": assessment["episode_id"],
                     "kind": kind,
                     "grade": grade,
                     "product": product,
                     "rulebook_id": rulebook_id,
                     "rulebook_version": rulebook_version,
                     "new_episode": is_new,
-                },
-            )
-            session.flush()
+                }))
+            booked = None
+            if restart_cadence and episode is not None:
+                booked = self._restart_cadence(session, episode, user_id, next_reassess_at, now)
+                session.flush()
             return RecordedAssessment(
-                assessment=Assessment.of(row),
-                episode=Episode.of(episode) if episode is not None else None,
+                assessment=Assessment(id=assessment_id, episode_id=assessment["episode_id"], channel_id=channel_id,
+                                      kind=kind, inputs=inputs, result=result, grade=grade, rulebook_id=rulebook_id,
+                                      rulebook_version=rulebook_version, user_id=user_id, created_at=now,
+                                      message_ts=None),
+                episode=episode,
                 is_new_episode=is_new,
-                previous_episode=Episode.of(previous) if previous is not None else None,
+                next_reminder=Reminder.of(booked) if booked is not None else None,
             )
+
+    def _restart_cadence(
+        self, session: Session, row: Episode, user_id: str, due_at: datetime | None, now: datetime
+    ) -> ReminderRow | None:
+        """A new assessment answers "please reassess": posted reminders are answered, pending
+        reassess/escalation cancelled, and the next reassess booked (while the episode is open)."""
+        self._cancel_pending(session, row.id, CADENCE_KINDS)
+        answered = self._mark_answered(session, row.id, user_id, now)
+        if answered:
+            self._add_audit(session, now, "reminder_answered", row.channel_id, user_id, row.patient_label,
+                            {"episode_id": row.id, "action": "assessment", "reminder_ids": list(answered)})
+        if due_at is None or row.status != "open":
+            return None
+        return self._add_reminder(session, row.id, "reassess", due_at, now)
+
+    def patient_history(self, channel_id: str, patient_label: str | None) -> PatientHistory:
+        """What grading needs about a patient, in one read: the open episode's product and, per product,
+        the last resolved episode (for recurrence)."""
+        label = _clean_label(patient_label)
+        if label is None:
+            return PatientHistory()
+        with self._reads.connect() as connection:
+            rows = connection.execute(
+                select(EpisodeRow.id, EpisodeRow.product, EpisodeRow.status, EpisodeRow.worst_grade)
+                .where(EpisodeRow.channel_id == channel_id, EpisodeRow.patient_label == label)
+                .order_by(EpisodeRow.resolved_at.desc(), EpisodeRow.id.desc())
+            ).all()
+        open_product = next((r.product for r in rows if r.status == "open"), None)
+        last: dict[str, PriorEpisode] = {}
+        for r in rows:
+            if r.status == "resolved":
+                last.setdefault(r.product, PriorEpisode(r.id, r.worst_grade))
+        return PatientHistory(open_product, last)  # type: ignore[arg-type]
+
+    def set_message_ts(self, assessment_id: int, ts: str, episode_id: int | None = None) -> None:
+        """After the post: the reply's ts on the assessment and, for a new episode, its thread. Two
+        UPDATEs by primary key in one transaction; nothing is loaded."""
+        with self._tx() as session:
+            session.execute(update(AssessmentRow).where(AssessmentRow.id == assessment_id).values(message_ts=ts)
+                            .execution_options(synchronize_session=False))
+            if episode_id is not None:
+                session.execute(update(EpisodeRow).where(EpisodeRow.id == episode_id, EpisodeRow.thread_ts.is_(None))
+                                .values(thread_ts=ts).execution_options(synchronize_session=False))
 
     def set_assessment_message(self, assessment_id: int, ts: str) -> None:
         """Remember the Slack ts of the reply that showed this assessment."""
