@@ -55,7 +55,7 @@ def test_a_malformed_timestamp_reaching_bolt_gets_no_reply_post_or_audit(fake: F
         response = runtime.app.dispatch(request)
         assert response.status in (401, 500)
         assert not _answered(fake, channel, wait=1.0)
-        assert list(runtime.service.store.iter_audit()) == []
+        assert list(runtime.deps.store.iter_audit()) == []
     finally:
         runtime.close()
 
@@ -67,7 +67,7 @@ def test_socket_mode_requests_are_still_answered(fake: FakeSlack, tmp_path: Path
         request = BoltRequest(body=_body(fake, channel), mode="socket_mode")
         assert runtime.app.dispatch(request).status == 200
         assert _answered(fake, channel, wait=10.0)
-        audit = list(runtime.service.store.iter_audit())
+        audit = list(runtime.deps.store.iter_audit())
         failures = [a for a in audit if a.action == "failure"]
         assert failures and failures[0].detail["patient"] == "[refused label]"
         assert "john" not in str([a.detail for a in audit]).lower()
