@@ -436,3 +436,31 @@ def test_database_outage_is_logged_once_each_way_and_healthz_says_what_is_down(
     recovered = next(line for line in output.splitlines() if "reminder tick recovered" in line)
     assert int(recovered.split("; ")[1].split()[0]) >= 5
     assert "Traceback" not in output
+
+
+# --------------------------------------------------------------------------- replays across replicas
+
+
+@pytest.mark.postgres
+def test_a_request_replayed_to_another_replica_does_nothing(pg_database_factory: Callable[[], str],  # noqa: F811
+                                                            tmp_path: Path) -> None:
+    url = pg_database_factory()
+    secret = "edge-replica-secret"
+    env = {"DATABASE_URL": url, "SLACK_SIGNING_SECRET": secret}
+    with FakeSlack() as fake_, Served.running(tmp_path / "a", env=env, fake=fake_) as a, \
+            Served.running(tmp_path / "b", env=env, fake=fake_) as b:
+        channel = new_channel()
+        body = a.slash_body(f"{GRADE_3} patient=bed12", channel=channel)
+        headers = sign(body, secret)
+        mark = a.mark()
+        assert a.post(body, signed=False, headers=headers).status == 200
+        a.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == channel, after=mark)
+        assert b.post(body, signed=False, headers=headers).status == 200
+        b.secret = secret
+        barrier(b)
+        assert len(fake_.messages(channel)) == 1
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM assessments")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM seen_requests")).scalar() >= 2
+        engine.dispose()
