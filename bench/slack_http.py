@@ -90,23 +90,10 @@ USER = "U0BENCH001"
 # --------------------------------------------------------------------------- the bare app
 
 
-def serve_bare(host: str, port: int, api_url: str, threads: int) -> int:
-    """The baseline: Bolt's request parsing and signature check and an ack, nothing else."""
-    import logging
-
+def serve_baseline(app: Any, host: str, port: int, threads: int) -> int:
+    """A baseline Bolt app behind waitress with the same settings as bot/slack/serve.py."""
     import waitress
-    from slack_bolt import Ack, App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
-    from slack_sdk import WebClient
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    secret = os.environ["SLACK_SIGNING_SECRET"]
-    client = WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=api_url)
-    app = App(signing_secret=secret, client=client, token_verification_enabled=False)
-
-    @app.command("/crs")
-    def crs(ack: Ack) -> None:
-        ack()
 
     slack = SlackRequestHandler(app, path="/slack/events")
 
@@ -126,13 +113,30 @@ def serve_bare(host: str, port: int, api_url: str, threads: int) -> int:
     return 0
 
 
+def serve_bare(host: str, port: int, api_url: str, threads: int) -> int:
+    """The baseline: Bolt's request parsing and signature check and an ack, nothing else."""
+    import logging
+
+    from slack_bolt import Ack, App
+    from slack_sdk import WebClient
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    secret = os.environ["SLACK_SIGNING_SECRET"]
+    client = WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=api_url)
+    app = App(signing_secret=secret, client=client, token_verification_enabled=False)
+
+    @app.command("/crs")
+    def crs(ack: Ack) -> None:
+        ack()
+
+    return serve_baseline(app, host, port, threads)
+
+
 def serve_floor(host: str, port: int, api_url: str, threads: int) -> int:
     """The floor: what any bot that records and answers must do. Bolt, ack, one INSERT, one post."""
     import logging
 
-    import waitress
     from slack_bolt import Ack, App
-    from slack_bolt.adapter.wsgi import SlackRequestHandler
 
     from bot.app import LISTENER_THREADS
     from bot.slack.sender import Sender, make_client
@@ -156,22 +160,7 @@ def serve_floor(host: str, port: int, api_url: str, threads: int) -> int:
                                        (command["channel_id"], command["user_id"], command["text"], time.time()))
         sender.post(command["channel_id"], {"text": f"graded: {command['text']}"})
 
-    slack = SlackRequestHandler(app, path="/slack/events")
-
-    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "11")])
-            return [b'{"ok":true}']
-        return slack(environ, start_response)
-
-    server = waitress.create_server(wsgi, host=host, port=port, threads=threads, ident="crsbot",
-                                    clear_untrusted_proxy_headers=True)
-    print(f"crsbot listening on http://{host}:{server.effective_port}", flush=True)
-    try:
-        server.run()
-    except (KeyboardInterrupt, OSError):
-        pass
-    return 0
+    return serve_baseline(app, host, port, threads)
 
 
 @contextmanager

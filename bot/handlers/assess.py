@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING
 
 from bot.clock import as_utc
 from grading.pipeline import (
-    NO_HISTORY,
     CrsAssessment,
     IcansAssessment,
-    PatientHistory,
     assess_crs_case,
     assess_delay,
     assess_icans_case,
@@ -29,13 +27,9 @@ if TYPE_CHECKING:
     from bot.storage.records import Episode
 
 
-def history(deps: Deps, channel: str, patient: str | None) -> PatientHistory:
-    """The records the pipeline needs about this patient in this channel (one read)."""
-    return deps.store.patient_history(channel, patient) if patient else NO_HISTORY
-
-
 def grade(deps: Deps, call: Call) -> CrsAssessment:
-    return assess_crs_case(call.text, deps.settings.site, deps.rulebooks, history(deps, call.channel, call.patient))
+    """The middleware loaded the patient's history with the request, so this is the pure pipeline."""
+    return assess_crs_case(call.text, deps.settings.site, deps.rulebooks, call.history)
 
 
 def crs(deps: Deps, call: Call) -> None:
@@ -71,8 +65,7 @@ def _next_reassess_at(deps: Deps, basis: int) -> datetime | None:
 
 
 def icans(deps: Deps, call: Call) -> None:
-    case: IcansAssessment = assess_icans_case(call.text, deps.settings.site, deps.rulebooks,
-                                              history(deps, call.channel, call.patient))
+    case: IcansAssessment = assess_icans_case(call.text, deps.settings.site, deps.rulebooks, call.history)
     report, rulebook = case.report, case.rulebook.rulebook
     recorded = deps.store.record_assessment(
         call.channel, report.input.patient, case.product, "icans",
@@ -113,7 +106,8 @@ def open_form(deps: Deps, call: Call, prefill: str | None) -> None:
     """The form is sealed to this channel and user; an open episode's product is prefilled."""
     if not call.trigger_id:
         raise InputError(None, FORM_NEEDS_TRIGGER)
-    open_product = history(deps, call.channel, call.patient).open_product if call.patient else None
+    episode = call.episode if call.episode is not None and call.episode.is_open else None
+    open_product = episode.product if episode is not None else call.history.open_product
     if open_product and "product=" not in (prefill or ""):
         prefill = f"{prefill or ''} product={open_product}".strip()
     view = build_form(call.channel, prefill)

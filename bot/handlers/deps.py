@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from bot.storage.store import Store
     from grading.pipeline import Rulebooks
 
+from grading.pipeline import NO_HISTORY, PatientHistory
+
 Payload = dict[str, Any]
 
 
@@ -39,3 +41,4 @@ class Call:
     patient: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # a button's opened seal
     episode: Episode | None = None  # the episode a button acts on, from the database
+    history: PatientHistory = NO_HISTORY  # the named patient's episodes in this channel, from the database

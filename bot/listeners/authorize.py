@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -56,6 +57,9 @@ def authorized_call(deps: Deps, body: dict[str, Any]) -> Call | None:
         return None
     _check_channel(deps, call.channel)
     deps.settings.check_patient_label(call.patient)
+    if call.patient is not None and call.episode is None:
+        # What this patient's episodes in this channel are: the only ones a command can act on.
+        call = replace(call, history=deps.store.patient_history(call.channel, call.patient))
     return call
 
 

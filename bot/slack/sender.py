@@ -4,6 +4,7 @@ Retry-After) and connection errors, and one failure type the rest of the bot can
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from slack_sdk import WebClient
@@ -26,7 +27,9 @@ class DeliveryError(CrsbotError):
 
 
 def make_client(token: str | None, base_url: str, timeout: int = 10) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=timeout)
+    """One SSLContext for every call: without it, each HTTPS call builds a new context and loads the
+    whole CA bundle again (about 20 ms of CPU)."""
+    client = WebClient(token=token, base_url=base_url, timeout=timeout, ssl=ssl.create_default_context())
     client.retry_handlers.clear()
     client.retry_handlers.extend([RateLimitErrorRetryHandler(max_retry_count=3),
                                   ConnectionErrorRetryHandler(max_retry_count=2)])
