@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from bot.clock import Clock, SystemClock
 from bot.listeners import register_listeners
+from bot.metrics import Metrics
 from bot.episodes.engine import ReminderEngine, default_replica_id, parse_intervals
 from bot.handlers import reminders as reminder_posts
 from bot.handlers.deps import Deps
@@ -38,6 +39,7 @@ class Runtime:
     deps: Deps
     reminders: ReminderEngine
     engine: Engine
+    metrics: Metrics
 
     def start_scheduler(self) -> None:
         self.reminders.start()
@@ -63,7 +65,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url)
-    sender = Sender(client)
+    metrics = Metrics(engine, store)
+    sender = Sender(client, on_error=metrics.slack_api_error)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     deps = Deps(settings, rulebooks, store, sender, Sealer(seal_secret(settings)))
     try:
@@ -77,10 +80,12 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
                             f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None
     register_listeners(app, deps)
-    reminders = ReminderEngine(store, clock, lambda due: reminder_posts.deliver(deps, due), default_replica_id(),
+    metrics.instrument(app)
+    deliver = metrics.observe_deliveries(lambda due: reminder_posts.deliver(deps, due))
+    reminders = ReminderEngine(store, clock, deliver, default_replica_id(),
                                intervals, parse_duration(settings.escalate_after), tick_seconds=settings.tick_seconds)
     deps.reminders = reminders
-    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine)
+    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine, metrics=metrics)
 
 
 def seal_secret(settings: Settings) -> str:

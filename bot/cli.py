@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--out", help="file to write (default: standard output)")
     export.set_defaults(func=_lazy("bot.admin", "audit_export_command"))
+    from bot.rulebook_tools import add_parser as add_rulebook_parser
+
+    add_rulebook_parser(sub)
     return parser
 
 

@@ -53,5 +53,15 @@ def load_rulebooks(site_path: str | Path | None) -> dict[Product, Rulebook]:
         files = [path]
     for file in files:
         book = load_rulebook_file(file)
+        require_review(book, str(file))
         books[book.rulebook.product] = book
     return books
+
+
+def require_review(book: Rulebook, origin: str) -> None:
+    """A site rulebook changes what the bot tells clinicians: it must say who signed it off and when."""
+    meta = book.rulebook
+    missing = [name for name in ("reviewed_by", "reviewed_on") if getattr(meta, name) is None]
+    if missing:
+        raise RulebookError(origin, None, f"a site rulebook needs {' and '.join(missing)} in [rulebook] "
+                                          "(who signed it off, and the date, e.g. reviewed_on = 2026-12-01)")

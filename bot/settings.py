@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     port: int = Field(3000, ge=0, le=65535, validation_alias=env("PORT", "port"))
     threads: int = Field(16, ge=1, le=256, validation_alias=env("CRSBOT_THREADS", "threads"))
     log_level: str = Field("INFO", validation_alias=env("CRSBOT_LOG_LEVEL", "log_level"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=env("CRSBOT_LOG_FORMAT", "log_format"))
 
     @field_validator("allowed_channels", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ finding from an unmentioned one, because treating silence as "absent" under-grad
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Literal
 
@@ -126,6 +127,8 @@ class RulebookRef(Frozen):
     version: str
     product: Product
     title: str
+    reviewed_by: str | None = None
+    reviewed_on: date | None = None
 
 
 class TocilizumabDose(Frozen):

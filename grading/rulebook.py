@@ -6,6 +6,7 @@ typo in a site's rulebook stops the bot at start-up with a message that says whe
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from typing import Any, Literal
 
@@ -120,6 +121,9 @@ class Meta(Strict):
     product: Product
     title: str
     reviewed: str
+    # Who signed the rulebook off, and when: required of a site's rulebook (see bot.rulebooks).
+    reviewed_by: str | None = Field(None, min_length=3)
+    reviewed_on: date | None = None
 
 
 class Rulebook(Strict):
@@ -135,7 +139,8 @@ class Rulebook(Strict):
     @cached_property
     def ref(self) -> RulebookRef:  # built once: the rulebook is frozen
         m = self.rulebook
-        return RulebookRef(id=m.id, version=m.version, product=m.product, title=m.title)
+        return RulebookRef(id=m.id, version=m.version, product=m.product, title=m.title,
+                           reviewed_by=m.reviewed_by, reviewed_on=m.reviewed_on)
 
     @model_validator(mode="after")
     def _sources_and_ids(self) -> "Rulebook":

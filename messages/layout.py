@@ -44,7 +44,8 @@ class Layout:
 
 
 def context_line(ref: RulebookRef) -> str:
-    return f"Rulebook v{ref.version} · {JUDGMENT}"
+    reviewed = f", reviewed by {ref.reviewed_by} on {ref.reviewed_on}" if ref.reviewed_by else ""
+    return f"Rulebook v{ref.version}{reviewed} · {JUDGMENT}"
 
 
 def action_line(action: Action) -> str:

@@ -38,7 +38,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,11 +224,11 @@ class CrsbotProcess:
 
 
 def start_crsbot(env: Mapping[str, str], log_path: Path, *, host: str = "127.0.0.1", port: int = 0,
-                 cwd: Path | None = None, wait: bool = True) -> CrsbotProcess:
-    """Start `crsbot serve --host HOST --port PORT` with exactly `env`; by default wait until healthy."""
+                 cwd: Path | None = None, wait: bool = True, args: Sequence[str] = ()) -> CrsbotProcess:
+    """Start `crsbot serve --host HOST --port PORT [ARGS]` with exactly `env`; by default wait until healthy."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*crsbot_command(), "serve", "--host", host, "--port", str(port)],
+        proc = subprocess.Popen([*crsbot_command(), "serve", "--host", host, "--port", str(port), *args],
                                 env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(cwd or log_path.parent))
     process = CrsbotProcess(proc=proc, log_path=log_path, host=host, port=port)
@@ -268,7 +268,7 @@ class Served:
     @classmethod
     @contextmanager
     def running(cls, workdir: Path, env: Mapping[str, str | None] | None = None,
-                fake: FakeSlack | None = None) -> Iterator[Served]:
+                fake: FakeSlack | None = None, args: Sequence[str] = ()) -> Iterator[Served]:
         own_fake = fake is None
         fake = fake or FakeSlack().start()
         token, secret = new_secret("token"), new_secret("secret")
@@ -281,7 +281,7 @@ class Served:
             **(env or {}),
         })
         try:
-            process = start_crsbot(full_env, workdir / "crsbot.log", cwd=workdir)
+            process = start_crsbot(full_env, workdir / "crsbot.log", cwd=workdir, args=args)
             served_ = cls(fake=fake, process=process, data_dir=data_dir, token=token, secret=secret,
                           env=full_env)
             try:

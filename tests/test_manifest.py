@@ -6,8 +6,9 @@ not a dependency).  JSON has no comments, so the reasoning lives here:
 * Bot scopes are the minimum: ``commands`` for /crs, ``chat:write`` to post and
   update grading messages, ``users:read`` for a clinician's name and time zone,
   ``channels:read``/``groups:read`` to read public/private channel info.  Modals,
-  ephemeral replies and response URLs need no scope; the bot subscribes to no
-  events, so no event scopes (and no user scopes) are requested.
+  ephemeral replies, response URLs and the App Home tab (views.publish) need no
+  scope. The one event, ``app_home_opened``, needs no scope either; listing the
+  viewer's channels (users.conversations) uses channels:read/groups:read.
 * ``socket_mode_enabled`` is false because the bot serves HTTP at /slack/events;
   set it to true (and give the bot an app-level ``xapp-`` token with
   ``connections:write``) to run in Socket Mode, where the request URLs are unused.
@@ -108,9 +109,15 @@ def test_local_fake_enforces_the_production_scopes(manifest: dict[str, Any]) -> 
     assert DEFAULT_BOT_SCOPES == set(manifest["oauth_config"]["scopes"]["bot"])
 
 
-def test_http_mode_without_events_or_token_rotation(manifest: dict[str, Any]) -> None:
+def test_http_mode_without_token_rotation(manifest: dict[str, Any]) -> None:
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is False
     assert settings["token_rotation_enabled"] is False
     assert settings["org_deploy_enabled"] is False
-    assert "event_subscriptions" not in settings
+
+
+def test_home_tab_and_its_one_event(manifest: dict[str, Any]) -> None:
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["bot_events"] == ["app_home_opened"]
+    assert urlsplit(events["request_url"]).path == EVENTS_PATH

@@ -23,6 +23,16 @@ def replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+REVIEW = 'reviewed_by = "J. Doe, PharmD (P&T)"\nreviewed_on = 2026-11-30\n'
+
+
+def as_site(text: str) -> str:
+    """A site rulebook must say who reviewed it and when (test content)."""
+    head, sep, rest = text.partition("\nreviewed = ")
+    line, newline, tail = rest.partition("\n")
+    return head + sep + line + newline + REVIEW + tail
+
+
 # --- The shipped defaults --------------------------------------------------------------------
 
 def test_defaults_load_for_both_products() -> None:
@@ -159,9 +169,9 @@ def test_bad_rulebook_file_is_refused_naming_file_and_entry(tmp_path: Path, muta
 
 
 def test_bad_file_in_a_site_folder_is_named(tmp_path: Path) -> None:
-    (tmp_path / "a-velo.toml").write_text(VELO_TEXT, encoding="utf-8")
+    (tmp_path / "a-velo.toml").write_text(as_site(VELO_TEXT), encoding="utf-8")
     bad = tmp_path / "b-iv.toml"
-    bad.write_text(replace_once(IV_TEXT, 'text = "Infusion running: stop it and hold."\n', ""), encoding="utf-8")
+    bad.write_text(replace_once(as_site(IV_TEXT), 'text = "Infusion running: stop it and hold."\n', ""), encoding="utf-8")
     with pytest.raises(RulebookError) as err:
         load_rulebooks(tmp_path)
     assert str(bad) in str(err.value)
@@ -186,7 +196,7 @@ def test_load_rulebook_text_names_its_origin() -> None:
 
 # --- A site rulebook overrides the default for its product only -----------------------------------
 
-SITE_IV = (
+SITE_IV = as_site(
     replace_once(
         replace_once(IV_TEXT, 'id = "crsbot-default-lunsumio-iv"\nversion = "2026.12.1"',
                      'id = "st-elsewhere-iv"\nversion = "3.1"'),
@@ -216,7 +226,7 @@ def test_site_file_for_iv_replaces_iv_only(tmp_path: Path) -> None:
 
 def test_site_file_for_velo_replaces_velo_only(tmp_path: Path) -> None:
     path = tmp_path / "velo.toml"
-    path.write_text(replace_once(VELO_TEXT, 'version = "2026.12.1"', 'version = "site-7"'), encoding="utf-8")
+    path.write_text(as_site(replace_once(VELO_TEXT, 'version = "2026.12.1"', 'version = "site-7"')), encoding="utf-8")
     books = load_rulebooks(path)
     assert books["velo"].ref.version == "site-7"
     assert books["iv"].ref == BOOKS["iv"].ref
@@ -224,7 +234,7 @@ def test_site_file_for_velo_replaces_velo_only(tmp_path: Path) -> None:
 
 def test_site_folder_loads_every_file(tmp_path: Path) -> None:
     (tmp_path / "iv.toml").write_text(SITE_IV, encoding="utf-8")
-    (tmp_path / "velo.toml").write_text(replace_once(VELO_TEXT, 'version = "2026.12.1"', 'version = "v9"'),
+    (tmp_path / "velo.toml").write_text(as_site(replace_once(VELO_TEXT, 'version = "2026.12.1"', 'version = "v9"')),
                                         encoding="utf-8")
     books = load_rulebooks(tmp_path)
     assert (books["iv"].ref.version, books["velo"].ref.version) == ("3.1", "v9")
@@ -243,3 +253,27 @@ def test_no_site_path_means_defaults() -> None:
 def test_symptom_free_interval_only_for_the_grades_the_rulebook_names(
         product: str, worst: int | None, hours: float | None) -> None:
     assert BOOKS[product].next_dose.hours_for(worst) == hours
+
+
+def test_site_rulebook_without_review_fields_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(IV_TEXT, encoding="utf-8")
+    with pytest.raises(RulebookError) as err:
+        load_rulebooks(path)
+    assert str(path) in str(err.value) and "reviewed_by and reviewed_on" in str(err.value)
+    half = as_site(IV_TEXT).replace("reviewed_on = 2026-11-30\n", "")
+    path.write_text(half, encoding="utf-8")
+    with pytest.raises(RulebookError, match="needs reviewed_on in"):
+        load_rulebooks(path)
+
+
+def test_review_fields_reach_the_reply_footer(tmp_path: Path) -> None:
+    from messages.layout import layout_for
+
+    path = tmp_path / "site.toml"
+    path.write_text(SITE_IV, encoding="utf-8")
+    books = load_rulebooks(path)
+    layout = layout_for(assess_crs("temp=39 sbp=85 pressor=1", SiteSettings(), books))
+    assert "Rulebook v3.1, reviewed by J. Doe, PharmD (P&T) on 2026-11-30" in layout.context
+    default = layout_for(assess_crs("temp=39 sbp=85 pressor=1", SiteSettings(), BOOKS))
+    assert "reviewed by" not in default.context

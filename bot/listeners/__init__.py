@@ -6,7 +6,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.handlers.deps import Deps
-from bot.listeners import actions, authorize, commands, errors, views
+from bot.listeners import actions, authorize, commands, errors, home, views
 
 
 def register_listeners(app: App, deps: Deps) -> None:
@@ -15,3 +15,4 @@ def register_listeners(app: App, deps: Deps) -> None:
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)
+    home.register(app, deps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -37,18 +38,25 @@ def make_client(token: str | None, base_url: str, timeout: int = 10) -> WebClien
 
 
 class Sender:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, on_error: Callable[[str, str], None] | None = None) -> None:
         self.client = client
+        self.on_error = on_error  # told (method, Slack error code) of every call that failed after retries
 
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, *, read: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """`read=True` for read methods, which Slack takes as query parameters (not JSON)."""
         try:
-            response = self.client.api_call(method, json=kwargs)
+            response = (self.client.api_call(method, http_verb="GET", params=kwargs) if read
+                        else self.client.api_call(method, json=kwargs))
         except SlackApiError as exc:
             reason = str(exc.response.get("error") if exc.response is not None else exc)
             log.error("slack %s failed after retries: %s", method, reason)
+            if self.on_error:
+                self.on_error(method, reason)
             raise DeliveryError(method, reason) from None
         except OSError as exc:
             log.error("slack %s failed after retries: %s", method, exc)
+            if self.on_error:
+                self.on_error(method, "connection_failed")
             raise DeliveryError(method, "connection failed") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
@@ -65,3 +73,18 @@ class Sender:
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self._call("views.publish", user_id=user, view=view)
+
+    def user_channels(self, user: str) -> list[str]:
+        """The public and private channels `user` belongs to (private ones where the bot is too)."""
+        found: list[str] = []
+        cursor = ""
+        while True:
+            page = self._call("users.conversations", read=True, user=user, types="public_channel,private_channel",
+                              limit=200, exclude_archived="true", **({"cursor": cursor} if cursor else {}))
+            found += [str(c["id"]) for c in page.get("channels", [])]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                return found

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from bot.storage.db import make_engine, normalise_url, upgrade
+from bot.storage.db import DEFAULT_SQLITE_FILENAME, make_engine, normalise_url, unwritable_sqlite_folder, upgrade
 from grading.errors import CrsbotError
 
 
@@ -26,21 +26,18 @@ def _first_line(error: BaseException) -> str:
 def open_database(url: str | None, data_dir: Path, pool_size: int | None = None) -> Engine:
     """An engine on `url` (DATABASE_URL) or the SQLite file in `data_dir` (CRSBOT_DATA_DIR), migrated."""
     variable = "DATABASE_URL" if url else "CRSBOT_DATA_DIR"
-    if url is None:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseSetupError(f"CRSBOT_DATA_DIR: cannot create {data_dir} ({exc.strerror})") from None
-        if not os.access(data_dir, os.W_OK | os.X_OK):
-            raise DatabaseSetupError(f"CRSBOT_DATA_DIR: {data_dir.resolve()} is not writable by this user "
-                                     f"(uid {os.getuid()}); give it to that user or choose another directory")
-        url = f"sqlite:///{(data_dir / 'crsbot.sqlite3').resolve()}"
+    url = url or f"sqlite:///{(data_dir / DEFAULT_SQLITE_FILENAME).resolve()}"
     try:
         parsed = normalise_url(url)
     except ArgumentError:
         raise DatabaseSetupError(f"{variable}: not a database URL; expected e.g. "
                                  "postgresql://user:password@host:5432/crsbot or sqlite:////data/crsbot.sqlite3") \
             from None
+    folder = unwritable_sqlite_folder(parsed)
+    if folder is not None:
+        uid = os.getuid()
+        raise DatabaseSetupError(f"{variable}: the folder {folder} is not writable by uid {uid}; mount a volume that "
+                                 f"user owns (docker run -v crsbot-data:/data) or chown the folder to {uid}")
     shown = parsed.render_as_string(hide_password=True)
     try:
         engine = make_engine(parsed, pool_size=pool_size)

@@ -10,6 +10,7 @@ under a PostgreSQL advisory lock, so any number of replicas may start at once.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -67,6 +68,21 @@ def normalise_url(url: str | URL) -> URL:
 
 def _is_sqlite_file(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+
+
+def unwritable_sqlite_folder(url: str | URL) -> Path | None:
+    """The folder of a SQLite file the process cannot create or write (WAL needs the folder too),
+    so start-up can say so in one line instead of a driver traceback; None when all is well."""
+    parsed = normalise_url(url)
+    if not _is_sqlite_file(parsed):
+        return None
+    path = Path(parsed.database or "").expanduser()
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return path.parent
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return path.parent
+    return None
 
 
 def make_engine(url: str | URL | None = None, *, data_dir: str | Path = "data", echo: bool = False,

@@ -13,6 +13,11 @@ HTTP 200 with ``{"ok": false, "error": ...}``, every method checks the token and
 the bot scopes it needs (the defaults are the scopes in ``slack-manifest.json``),
 a trigger_id can be exchanged only once, a response URL works five times for
 30 minutes, and a message sent to a user ID goes to that user's DM channel.
+Socket Mode: ``apps.connections.open`` (app-level ``xapp-`` token only) returns a
+local ``ws://`` URL served by ``fake.socket_mode`` (see ``socket_mode_fake``).
+App Home: ``views.publish`` keeps one home view per user (``fake.home(user)``);
+``users.conversations`` lists the channels a user belongs to (``add_member``), private
+ones only where the bot is a member too.
 """
 
 from __future__ import annotations
@@ -54,12 +59,15 @@ RESPONSE_URL_METHOD = "response_url"
 SUPPORTED_METHODS: frozenset[str] = frozenset(
     {
         "auth.test",
+        "apps.connections.open",
         "chat.postMessage",
         "chat.postEphemeral",
         "chat.update",
         "views.open",
         "views.update",
         "users.info",
+        "users.conversations",
+        "views.publish",
         "conversations.info",
     }
 )
@@ -81,6 +89,7 @@ _SCOPE_FOR_METHOD: dict[str, str] = {
     "chat.postEphemeral": "chat:write",
     "chat.update": "chat:write",
     "users.info": "users:read",
+    "users.conversations": "channels:read",
 }
 
 
@@ -230,14 +239,20 @@ class FakeSlack:
         self._listeners: list[Callable[[RecordedCall], None]] = []
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
+        self._socket_mode: Any = None
+        self._members: dict[str, set[str]] = {}
+        self._homes: dict[str, dict[str, Any]] = {}
         self._api: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "users.info": self._users_info,
+            "users.conversations": self._users_conversations,
+            "views.publish": self._views_publish,
             "conversations.info": self._conversations_info,
         }
         self.add_user(bot_user_id, name="crsbot", real_name="crsbot", is_bot=True)
@@ -267,6 +282,9 @@ class FakeSlack:
         """Stop serving and free the port; safe to call twice."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        if self._socket_mode is not None:
+            self._socket_mode.stop()
+            self._socket_mode = None
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -286,6 +304,16 @@ class FakeSlack:
             raise RuntimeError("FakeSlack is not running; call start() first")
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"
+
+    @property
+    def socket_mode(self) -> Any:
+        """The Socket Mode side (a started ``SocketModeFake``), created on first use."""
+        with self._lock:
+            if self._socket_mode is None:
+                from bot.testing.socket_mode_fake import SocketModeFake
+
+                self._socket_mode = SocketModeFake(self.app_id, host=self.host or "127.0.0.1").start()
+            return self._socket_mode
 
     @property
     def api_url(self) -> str:
@@ -352,6 +380,36 @@ class FakeSlack:
         with self._lock:
             self._channels[channel_id] = channel
         return copy.deepcopy(channel)
+
+    def add_member(self, channel_id: str, *users: str) -> None:
+        """Make ``users`` members of the channel (registering it if needed), for users.conversations."""
+        with self._lock:
+            if channel_id not in self._channels:
+                self.add_channel(channel_id, is_private=channel_id.startswith("G"))
+            self._members.setdefault(channel_id, set()).update(users)
+
+    def home(self, user_id: str) -> dict[str, Any] | None:
+        """The App Home view last published for ``user_id`` (None if never)."""
+        with self._lock:
+            view = self._homes.get(user_id)
+            return copy.deepcopy(view) if view is not None else None
+
+    def app_home_opened(self, user_id: str) -> dict[str, Any]:
+        """The Events API payload Slack sends when ``user_id`` opens the app's Home tab: POST it
+        (signed, as JSON) to the bot's request URL, or send it as an ``events_api`` envelope."""
+        now = self._clock()
+        with self._lock:
+            self._id_counter += 1
+            event: dict[str, Any] = {"type": "app_home_opened", "user": user_id,
+                                     "channel": self._resolve_channel(user_id), "tab": "home",
+                                     "event_ts": f"{now:.6f}"}
+            if user_id in self._homes:
+                event["view"] = copy.deepcopy(self._homes[user_id])
+            return {"token": "fake-verification-token", "team_id": self.team_id, "api_app_id": self.app_id,
+                    "event": event, "type": "event_callback", "event_id": f"Ev0HOME{self._id_counter:05d}",
+                    "event_time": int(now), "is_ext_shared_channel": False,
+                    "authorizations": [{"enterprise_id": None, "team_id": self.team_id,
+                                        "user_id": self.bot_user_id, "is_bot": True}]}
 
     def new_response_url(
         self, channel: str, user: str, *, message_ts: str | None = None
@@ -584,6 +642,8 @@ class FakeSlack:
             raise _SlackError("not_authed")
         if self._tokens is not None and token not in self._tokens:
             raise _SlackError("invalid_auth")
+        if (method == "apps.connections.open") != token.startswith("xapp-"):
+            raise _SlackError("not_allowed_token_type")  # app-level tokens open sockets, and only that
         if parse_error is not None:
             raise _SlackError(parse_error)
         needed = self._needed_scope(method, params)
@@ -797,6 +857,9 @@ class FakeSlack:
             "is_enterprise_install": False,
         }
 
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket_mode.open_url()}
+
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(self._require(params, "channel", "channel_not_found"))
         blocks = self._blocks(params, _MAX_MESSAGE_BLOCKS)
@@ -921,6 +984,47 @@ class FakeSlack:
         if user_id not in self._users:
             self.add_user(user_id)
         return {"ok": True, "user": copy.deepcopy(self._users[user_id])}
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = self._require(params, "user_id", "user_not_found")
+        view = params.get("view")
+        if not isinstance(view, dict):
+            raise _missing_field("view")
+        if view.get("type") != "home":
+            raise _SlackError("invalid_arguments", response_metadata={
+                "messages": ["[ERROR] must be 'home' [json-pointer:/view/type]"]})
+        if self._blocks(view, _MAX_VIEW_BLOCKS) is None:
+            raise _missing_field("blocks")
+        old = self._homes.get(user_id)
+        if params.get("hash") and old is not None and params["hash"] != old["hash"]:
+            raise _SlackError("hash_conflict")
+        self._id_counter += 1
+        view_id = old["id"] if old else f"V0HOME{self._id_counter:05d}"
+        stored = {"id": view_id, "team_id": self.team_id, "type": "home", "private_metadata": "",
+                  "callback_id": "", "app_id": self.app_id, "bot_id": self.bot_id, **view,
+                  "hash": self._view_hash()}
+        self._homes[user_id] = stored
+        return {"ok": True, "view": copy.deepcopy(stored)}
+
+    def _users_conversations(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(params.get("user") or self.bot_user_id)
+        types = {t.strip() for t in str(params.get("types") or "public_channel").split(",") if t.strip()}
+        if "private_channel" in types and self._scopes is not None and "groups:read" not in self._scopes:
+            raise _SlackError("missing_scope", needed="groups:read", provided=",".join(sorted(self._scopes)))
+        found = []
+        for channel_id in sorted(self._members):
+            members = self._members[channel_id]
+            channel = self._channels[channel_id]
+            kind = "private_channel" if channel["is_private"] else "public_channel"
+            # A bot sees another user's private channels only where it is a member too.
+            visible = not channel["is_private"] or self.bot_user_id in members or user_id == self.bot_user_id
+            if user_id in members and kind in types and visible:
+                found.append(copy.deepcopy(channel))
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        start = int(params.get("cursor") or 0)
+        page = found[start:start + limit]
+        cursor = str(start + limit) if start + limit < len(found) else ""
+        return {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel_id = self._require(params, "channel", "channel_not_found")

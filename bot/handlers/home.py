@@ -1,0 +1,82 @@
+"""The App Home tab: gathered for one viewer (their channels, from Slack) and published with
+views.publish; refreshed for every recent viewer of a channel whenever a request there finished
+(an assessment, a resolve, a button), so the tab never shows a resolved episode as open.
+
+Viewers are remembered per replica for a while after they open the tab; their channel lists are
+cached for the same time, so a busy channel costs one views.publish per viewer, not a lookup too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bot.handlers.deps import Deps
+from bot.slack.sender import DeliveryError
+from messages.home import ChannelHome, home_view
+
+log = logging.getLogger("crsbot.home")
+# How long a viewer keeps getting refreshes (and their channel list is trusted) after opening the tab.
+VIEWER_TTL_SECONDS = 15 * 60
+_EPISODE_CHANNELS = ("C", "G")
+
+
+class HomeTab:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._lock = threading.Lock()
+        self._viewers: dict[str, tuple[float, frozenset[str]]] = {}  # user -> (opened at, channel ids)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="crsbot-home")
+
+    def opened(self, user: str) -> None:
+        """The viewer opened the tab: look up their channels and publish."""
+        channels = frozenset(c for c in self.deps.sender.user_channels(user) if c.startswith(_EPISODE_CHANNELS))
+        with self._lock:
+            self._viewers[user] = (time.monotonic(), channels)
+        self.publish(user, channels)
+
+    def publish(self, user: str, channels: frozenset[str]) -> None:
+        store = self.deps.store
+        homes = []
+        for channel in sorted(channels):
+            episodes = store.open_episodes(channel)
+            if not episodes:
+                continue
+            rows = []
+            for ep in episodes:
+                pending = [r.due_at for r in store.reminders(episode_id=ep.id, status="pending")]
+                rows.append((ep, min(pending, default=None)))
+            oncall = store.get_oncall(channel)
+            homes.append(ChannelHome(channel, oncall.target if oncall else None, tuple(rows)))
+        refs = [book.ref for book in self.deps.rulebooks.values()]
+        self.deps.sender.publish_home(user, home_view(homes, refs, store.clock.now()))
+
+    def changed(self, channel: str) -> None:
+        """Something in `channel` changed: refresh, in the background, every recent viewer who is in it."""
+        now = time.monotonic()
+        with self._lock:
+            for user, (seen, _) in list(self._viewers.items()):
+                if now - seen > VIEWER_TTL_SECONDS:
+                    del self._viewers[user]
+            viewers = [(u, chans) for u, (_, chans) in self._viewers.items() if channel in chans]
+        for user, channels in viewers:
+            self._pool.submit(self._refresh, user, channels)
+
+    def _refresh(self, user: str, channels: frozenset[str]) -> None:
+        try:
+            self.publish(user, channels)
+        except DeliveryError:
+            pass  # counted and logged by the sender; the next change tries again
+        except Exception:  # noqa: BLE001 - a background refresh must never take a thread down
+            log.exception("home tab refresh failed")
+
+
+def channel_of(context: dict[str, Any]) -> str | None:
+    """The channel an authorized request acted in (see bot.listeners.authorize)."""
+    from bot.listeners.authorize import CALL
+
+    call = context.get(CALL)
+    return getattr(call, "channel", None) or None
