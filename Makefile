@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/grading.py
 	$(VENV)/bin/python bench/slack_http.py
 	$(VENV)/bin/python bench/reminders.py
+	$(VENV)/bin/python bench/timeline.py
 
 # requirements.lock: what the image runs. requirements-build.lock: the build backend (setuptools)
 # the image builds the crsbot wheel with. requirements-dev.lock: the runtime pins plus the test

@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--demo", action="store_true", help="play a short scripted on-call scenario first")
     console.add_argument("--data-dir", help="keep the SQLite database here (default: a new temporary folder)")
     console.set_defaults(func=_lazy("bot.testing.console", "console_command"))
+    picture = sub.add_parser("timeline", help="draw an episode's picture (PNG) from an audit export")
+    picture.add_argument("--from-audit", required=True, help="audit trail written by `crsbot audit export "
+                         "--format jsonl`")
+    picture.add_argument("--patient", required=True, help="the patient's bed or study label")
+    picture.add_argument("--episode", type=int, help="episode id (default: the patient's latest)")
+    picture.add_argument("--out", required=True, help="PNG file to write")
+    picture.set_defaults(func=_lazy("bot.admin", "timeline_command"))
     db = sub.add_parser("db", help="database administration").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply schema migrations (also done at start-up)").set_defaults(
         func=_lazy("bot.admin", "db_upgrade_command"))

@@ -65,13 +65,18 @@ def button_value(**fields: Any) -> str:
     return encoded
 
 
-def assessment_buttons(value: str) -> Block:
+TIMELINE_BUTTON = "Timeline"
+
+
+def assessment_buttons(value: str, timeline: bool = False) -> Block:
+    """`timeline`: the assessment belongs to a tracked episode, so its picture can be posted."""
     return {"type": "actions", "block_id": "crs_actions", "elements": [
         button("Reassessed", ActionId.REASSESSED, value, "primary"),
         button("Details", ActionId.DETAILS, value),
         button("Resolved", ActionId.RESOLVED, value),
         button("Snooze 15 min", ActionId.SNOOZE, value),
         button("New assessment", ActionId.NEW_ASSESSMENT, value),
+        *([button(TIMELINE_BUTTON, ActionId.TIMELINE, value)] if timeline else []),
     ]}
 
 

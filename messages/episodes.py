@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from messages.blocks import button, clip, render_ephemeral
+from messages.blocks import TIMELINE_BUTTON, button, clip, render_ephemeral
 from messages.ids import ActionId
 from messages.layout import JUDGMENT
 
@@ -41,6 +41,7 @@ def reminder_buttons(value: str) -> dict[str, Any]:
         button("Reassessed", ActionId.REASSESSED, value, "primary"),
         button("Snooze 15 min", ActionId.SNOOZE, value),
         button("Resolved", ActionId.RESOLVED, value),
+        button(TIMELINE_BUTTON, ActionId.TIMELINE, value),
     ]}
 
 
@@ -88,7 +89,8 @@ def status_message(rows: list[tuple[EpisodeLike, datetime | None]], oncall: str 
     return render_ephemeral("Open CRS episodes", body)
 
 
-def history_message(label: str, episodes: list[tuple[EpisodeLike, str, list[str]]]) -> dict[str, Any]:
+def history_message(label: str, episodes: list[tuple[EpisodeLike, str, list[str]]], note: str | None = None) -> \
+        dict[str, Any]:
     if not episodes:
         return render_ephemeral(f"History for {label}", "No episodes recorded in this channel.")
     lines = []
@@ -96,6 +98,8 @@ def history_message(label: str, episodes: list[tuple[EpisodeLike, str, list[str]
         lines.append(f"*Episode {ep.id}* ({ep.product.upper()}, {state}): worst grade "
                      f"{ep.worst_grade if ep.worst_grade is not None else '?'}")
         lines.extend(f"   {a}" for a in assessments)
+    if note:
+        lines.append(note)
     return render_ephemeral(f"History for {label}", "\n".join(lines) + f"\n_{JUDGMENT}_")
 
 
@@ -171,3 +175,19 @@ def note_resolved(user: str, tracked: bool) -> str:
 
 def note_already_resolved(user: str) -> str:
     return f":information_source: <@{user}>: this episode was already resolved"
+
+
+def note_timeline(user: str, outcome: str) -> str:
+    return f":chart_with_upwards_trend: <@{user}>: {outcome}"
+
+
+TIMELINE_POSTED = "The timeline picture is posted in the episode's thread."
+TIMELINE_NOTHING = "No episode to draw."
+
+
+def timeline_failed(reason: str) -> str:
+    return f"The timeline picture could not be uploaded ({reason})."
+
+
+def timeline_comment(label: str, user: str) -> str:
+    return f":chart_with_upwards_trend: Timeline of patient *{label}*'s CRS episode, asked for by <@{user}>. {JUDGMENT}"

@@ -10,6 +10,7 @@ class ActionId(StrEnum):
     RESOLVED = "crs_resolved"
     SNOOZE = "crs_snooze"
     NEW_ASSESSMENT = "crs_new_assessment"
+    TIMELINE = "crs_timeline"
 
 
 class CallbackId(StrEnum):

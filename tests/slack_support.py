@@ -63,6 +63,7 @@ __all__ = [
     "clean_env",
     "crsbot_command",
     "http_request",
+    "response_to",
     "run_crsbot",
     "served",
     "start_crsbot",
@@ -83,6 +84,14 @@ def new_secret(kind: str) -> str:
     if kind == "token":
         return f"xoxb-e2e-{secrets.token_hex(12)}"
     return f"e2e-signing-{secrets.token_hex(16)}"
+
+
+def response_to(channel: str) -> Callable[[RecordedCall], bool]:
+    """Matches a post through a response URL handed out for `channel` (an ephemeral reply to a command)."""
+    def predicate(call: RecordedCall) -> bool:
+        return call.method == RESPONSE_URL_METHOD and call.response.get("channel") == channel
+    predicate.__name__ = f"response_url post for {channel}"
+    return predicate
 
 
 # --------------------------------------------------------------------------- plain HTTP

@@ -4,12 +4,16 @@ through its standard input, and read what it prints."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from messages.timeline import SIZE_PX
 
 CRSBOT = shutil.which("crsbot", path=os.path.dirname(sys.executable))
 
@@ -36,6 +40,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> str:
         "advance 15m",
         "press resolved",
         "/crs status",
+        "/crs history patient=bed7",
     ], tmp_path_factory.mktemp("console"))
 
 
@@ -60,6 +65,16 @@ def test_resolving_from_a_reminder_button_closes_the_episode(session: str) -> No
     status = session.index("> /crs status")
     assert resolved < status
     assert "No open CRS episodes in this channel." in session[status:]
+
+
+def test_history_saves_the_episode_picture_and_prints_its_path(session: str) -> None:
+    history = session[session.index("> /crs history patient=bed7"):]
+    match = re.search(r"picture saved: (\S+\.png)", history)
+    assert match, history
+    image = Image.open(match.group(1))
+    assert image.format == "PNG" and image.size == SIZE_PX
+    assert "Timeline of patient *bed7*'s CRS episode" in history
+    assert "History for bed7" in history, "the text history is still shown"
 
 
 def test_bad_input_and_form_errors_are_explained_not_traced(tmp_path: Path) -> None:

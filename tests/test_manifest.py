@@ -5,7 +5,8 @@ not a dependency).  JSON has no comments, so the reasoning lives here:
 
 * Bot scopes are the minimum: ``commands`` for /crs, ``chat:write`` to post and
   update grading messages, ``users:read`` for a clinician's name and time zone,
-  ``channels:read``/``groups:read`` to read public/private channel info.  Modals,
+  ``channels:read``/``groups:read`` to read public/private channel info,
+  ``files:write`` to upload the episode timeline picture into its thread.  Modals,
   ephemeral replies, response URLs and the App Home tab (views.publish) need no
   scope. The one event, ``app_home_opened``, needs no scope either; listing the
   viewer's channels (users.conversations) uses channels:read/groups:read.
@@ -27,7 +28,7 @@ import pytest
 from bot.testing.slack_fake import DEFAULT_BOT_SCOPES
 
 MANIFEST_PATH = Path(__file__).resolve().parents[1] / "slack-manifest.json"
-MINIMAL_BOT_SCOPES = {"commands", "chat:write", "users:read", "channels:read", "groups:read"}
+MINIMAL_BOT_SCOPES = {"commands", "chat:write", "users:read", "channels:read", "groups:read", "files:write"}
 EVENTS_PATH = "/slack/events"
 # Top-level and settings keys of Slack's manifest schema v1, to catch misspelt keys
 # that Slack would reject.

@@ -277,3 +277,36 @@ def test_review_fields_reach_the_reply_footer(tmp_path: Path) -> None:
     assert "Rulebook v3.1, reviewed by J. Doe, PharmD (P&T) on 2026-11-30" in layout.context
     default = layout_for(assess_crs("temp=39 sbp=85 pressor=1", SiteSettings(), BOOKS))
     assert "reviewed by" not in default.context
+
+
+# --- Data changes bump the version; every reply's first screen has a next-dose line ---------------
+
+VERSIONS = Path(__file__).parent / "fixtures" / "rulebook-versions.json"
+
+
+@pytest.mark.parametrize("name", ["lunsumio-iv.toml", "lunsumio-velo.toml"])
+def test_a_rulebook_data_change_bumps_its_version(name: str) -> None:
+    """The version is shown in every reply, so it must change whenever what the rulebook says changes.
+    After a reviewed change: bump `version` in the file, then record it in tests/fixtures/rulebook-versions.json."""
+    import hashlib
+    import json
+    import tomllib
+
+    data = tomllib.loads((resources.files("grading") / "rulebooks" / name).read_text(encoding="utf-8"))
+    version = data["rulebook"].pop("version")
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    recorded = json.loads(VERSIONS.read_text(encoding="utf-8"))[name]
+    assert version == recorded["version"], f"{name} is now v{version}: record it and its content hash in {VERSIONS}"
+    assert digest == recorded["content_sha256"], f"{name} changed without a version bump (still v{version})"
+
+
+@pytest.mark.parametrize("product", ["iv", "velo"])
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("text", ["temp=38.5 sbp=120 pressor=0 o2=ra", "temp=39 sbp=85 pressor=0 o2=ra",
+                                  "temp=39 pressor=1 o2=ra", "temp=39 pressor=2 o2=ra"])
+def test_every_grade_shows_now_actions_and_the_next_dose_on_the_first_screen(product: str, recurrent: bool,
+                                                                          text: str) -> None:
+    report = assess_crs(f"{text} product={product}" + (" recurrent=yes" if recurrent else ""), SiteSettings(), BOOKS)
+    phases = [a.phase for a in report.first]
+    assert 2 <= len(phases) <= 3
+    assert phases[-1] == "next_dose" and "next_dose" not in phases[:-1]

@@ -22,7 +22,15 @@ from messages.blocks import SEVERITY_EMOJI
 from messages.ids import ActionId, CallbackId
 from messages.layout import JUDGMENT
 from bot.testing.slack_requests import interactive_body, sign, slash_body, view_submission_payload
-from tests.slack_support import RESPONSE_URL_METHOD, Served, clean_env, run_crsbot, served, start_crsbot
+from tests.slack_support import (
+    RESPONSE_URL_METHOD,
+    Served,
+    clean_env,
+    response_to,
+    run_crsbot,
+    served,
+    start_crsbot,
+)
 
 bot = served("bot")
 restricted = served("restricted", env={"CRSBOT_ALLOWED_CHANNELS": "C0WARD1,C0WARD2",
@@ -47,13 +55,6 @@ def ok_post_to(channel: str) -> Any:
     def predicate(call: RecordedCall) -> bool:
         return call.ok and call.method == "chat.postMessage" and call.params.get("channel") == channel
     predicate.__name__ = f"successful chat.postMessage to {channel}"
-    return predicate
-
-
-def response_to(channel: str) -> Any:
-    def predicate(call: RecordedCall) -> bool:
-        return call.method == RESPONSE_URL_METHOD and call.response.get("channel") == channel
-    predicate.__name__ = f"response_url post for {channel}"
     return predicate
 
 

@@ -111,6 +111,7 @@ def test_auth_test_reports_the_bot_identity_and_scopes(fake: FakeSlack) -> None:
         "users:read",
         "channels:read",
         "groups:read",
+        "files:write",
     }
 
 

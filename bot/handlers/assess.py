@@ -53,7 +53,8 @@ def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
         footer = UNTRACKED_FOOTER
     value = deps.sealer.seal(button_scope(call.channel), t=call.text, a=recorded.assessment_id,
                              e=episode.id if episode else None)
-    payload = render_message(crs_layout(report), assessment_buttons(value), footer=footer)
+    payload = render_message(crs_layout(report), assessment_buttons(value, timeline=episode is not None),
+                             footer=footer)
     post_assessment(deps, call.channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from bot.handlers.assess import open_form
 from bot.handlers.deps import Call, Deps
-from bot.handlers.episodes import resolve_episode
+from bot.handlers.episodes import resolve_episode, timeline
 from grading.errors import InputError
 from grading.parse import PATIENT_KEYS
 from messages import refusals
 from messages.episodes import (
+    TIMELINE_NOTHING,
     note_already_resolved,
     note_new_assessment,
     note_reassessing,
     note_resolved,
     note_snoozed,
+    note_timeline,
 )
 from messages.ids import ActionId
 
@@ -43,6 +45,11 @@ def click(deps: Deps, call: Call, action: str) -> str:
             return note_already_resolved(call.user)
         resolve_episode(deps, call, episode)
         return note_resolved(call.user, tracked=True)
+    if action == ActionId.TIMELINE:
+        if episode is None:
+            return note_timeline(call.user, TIMELINE_NOTHING)
+        return note_timeline(call.user, timeline(deps, call.channel, episode.patient_label, call.user,
+                                                 episode_id=episode.id))
     raise InputError(None, refusals.UNKNOWN_BUTTON.format(action=action))
 
 

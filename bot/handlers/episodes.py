@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from bot.episodes.picture import post_timeline
 from bot.errors import NoEpisodeError
+from bot.slack.sender import DeliveryError
 from bot.handlers.deps import Call, Deps, Payload
 from grading.errors import InputError
 from messages import refusals
 from messages.episodes import (
+    TIMELINE_NOTHING,
+    TIMELINE_POSTED,
     episode_state,
     history_line,
     history_message,
@@ -20,6 +24,7 @@ from messages.episodes import (
     resolved_reply,
     resolved_text,
     status_message,
+    timeline_failed,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +55,17 @@ def history(deps: Deps, call: Call) -> Payload:
     for item in deps.store.episode_history(call.channel, label):
         lines = [history_line(a.created_at, a.kind, a.grade, a.user_id, a.rulebook_version) for a in item.assessments]
         episodes.append((item.episode, episode_state(item.episode.is_open, item.episode.resolved_at), lines))
-    return history_message(label, episodes)
+    return history_message(label, episodes, timeline(deps, call.channel, label, call.user) if episodes else None)
+
+
+def timeline(deps: Deps, channel: str, label: str, user: str, episode_id: int | None = None) -> str:
+    """Upload the episode picture to its thread; says where it went (or why it did not)."""
+    try:
+        picture = post_timeline(deps.store, deps.sender, channel, label, user, episode_id=episode_id,
+                                sbp_threshold=deps.settings.sbp_threshold)
+    except DeliveryError as exc:
+        return timeline_failed(exc.reason)
+    return TIMELINE_POSTED if picture else TIMELINE_NOTHING
 
 
 def symptom_free_hours(deps: Deps, episode: Episode) -> float | None:

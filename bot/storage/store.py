@@ -337,6 +337,9 @@ class Store:
                     "rulebook_id": rulebook_id,
                     "rulebook_version": rulebook_version,
                     "new_episode": is_new,
+                    # What was read and whether the grade is a floor: enough to redraw the episode from an export.
+                    "inputs": inputs.get("parsed"),
+                    "at_least": result.get("at_least"),
                 }))
             booked = None
             if restart_cadence and episode is not None:

@@ -57,6 +57,7 @@ DEMO_SCRIPT = (
     "submit temp=37.0 sbp=118 fluids=no pressor=0 o2=2 device=nc masked=yes patient=bed12",
     "/crs status",
     "/crs resolve patient=bed12",
+    "/crs history patient=bed12",
     "/crs delay last=c1d8 since=3w",
     "/crs temp=38 presor=1",
 )
@@ -102,6 +103,7 @@ def _context_notes(message: dict[str, Any]) -> list[str]:
 class Console:
     def __init__(self, out: TextIO, data_dir: Path) -> None:
         self.out = out
+        self.data_dir = data_dir
         self.print_lock = threading.Lock()
         self.fake = FakeSlack().start()
         self.fake.add_channel(CHANNEL, name="oncall")
@@ -148,6 +150,8 @@ class Console:
             message = dict(params)
             message.setdefault("ts", call.response.get("ts") or params.get("ts"))
             self._list_buttons(message)
+        elif method == "files.completeUploadExternal":
+            self._save_files(params)
         elif method == "views.open":
             view = call.response.get("view") or params.get("view") or {}
             if view.get("callback_id") == CallbackId.CRS_DETAILS:
@@ -159,6 +163,21 @@ class Console:
             filled = " ".join(f"{k}={v}" for k, v in prefill.items() if v)
             self.say(f"\n── form opened: CRS assessment ── prefilled: {filled or '(empty)'}\n"
                      "   type `submit key=value ...` to submit it")
+
+    def _save_files(self, params: dict[str, Any]) -> None:
+        """Uploaded pictures are saved next to the database, and their path printed (a terminal shows no PNG)."""
+        names = {f["id"]: f["name"] for f in self.fake.files()}
+        where = "in thread" if params.get("thread_ts") else "#oncall"
+        self.say(f"\n── crsbot ({where}) " + "─" * 40)
+        if params.get("initial_comment"):
+            self.say(str(params["initial_comment"]))
+        for file in params.get("files") or []:
+            content = self.fake.file_content(file["id"])
+            if content is None:
+                continue
+            path = self.data_dir / names.get(file["id"], f"{file['id']}.png")
+            path.write_bytes(content)
+            self.say(f"   picture saved: {path}")
 
     def _list_buttons(self, message: dict[str, Any]) -> None:
         blocks = list(message.get("blocks") or [])
@@ -208,8 +227,9 @@ class Console:
         self._settle(before)
         return True
 
-    def _settle(self, before: int, quiet_for: float = 0.4, limit: float = 8.0) -> None:
-        """Wait until the bot has finished reacting (no new Slack calls for a moment)."""
+    def _settle(self, before: int, quiet_for: float = 0.4, limit: float = 15.0, idle: float = 4.0) -> None:
+        """Wait until the bot has finished reacting (no new Slack calls for a moment). `idle`: how long to
+        wait for a first call, enough for a picture to be drawn before it is uploaded."""
         deadline = time.monotonic() + limit
         seen, last_change = len(self.fake.calls), time.monotonic()
         while time.monotonic() < deadline:
@@ -219,7 +239,7 @@ class Console:
                 seen, last_change = now_seen, time.monotonic()
             elif now_seen > before and time.monotonic() - last_change >= quiet_for:
                 return
-            elif now_seen == before and time.monotonic() - last_change >= 1.5:
+            elif now_seen == before and time.monotonic() - last_change >= idle:
                 return
 
     def command(self, text: str) -> None:

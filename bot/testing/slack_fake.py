@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_BOT_SCOPES",
     "RESPONSE_URL_METHOD",
     "SUPPORTED_METHODS",
+    "UPLOAD_URL_METHOD",
     "FakeSlack",
     "RecordedCall",
 ]
@@ -49,12 +52,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
-    {"commands", "chat:write", "users:read", "channels:read", "groups:read"}
+    {"commands", "chat:write", "users:read", "channels:read", "groups:read", "files:write"}
 )
 """The scopes the bot gets in production, so a call needing more fails here too."""
 
 RESPONSE_URL_METHOD = "response_url"
 """The ``RecordedCall.method`` of a POST to a response URL handed out by the fake."""
+
+UPLOAD_URL_METHOD = "upload_url"
+"""The ``RecordedCall.method`` of a POST of file bytes to an upload URL from ``files.getUploadURLExternal``."""
 
 SUPPORTED_METHODS: frozenset[str] = frozenset(
     {
@@ -69,6 +75,8 @@ SUPPORTED_METHODS: frozenset[str] = frozenset(
         "users.conversations",
         "views.publish",
         "conversations.info",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
     }
 )
 
@@ -81,7 +89,12 @@ _JSON_FIELDS: dict[str, str] = {
     "attachments": "invalid_attachments",
     "metadata": "invalid_metadata",
     "view": "invalid_arguments",
+    "files": "invalid_arguments",
 }
+# files.getUploadURLExternal refuses longer alt text (alt_txt_too_large).
+_MAX_ALT_TXT = 1000
+_MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+               "txt": "text/plain", "csv": "text/csv", "json": "application/json", "pdf": "application/pdf"}
 _TS_BASE_MICROS = 1_700_000_000_000_000
 _TS_STEP_MICROS = 100
 _SCOPE_FOR_METHOD: dict[str, str] = {
@@ -89,6 +102,8 @@ _SCOPE_FOR_METHOD: dict[str, str] = {
     "chat.postEphemeral": "chat:write",
     "chat.update": "chat:write",
     "users.info": "users:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
     "users.conversations": "channels:read",
 }
 
@@ -239,6 +254,8 @@ class FakeSlack:
         self._listeners: list[Callable[[RecordedCall], None]] = []
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
+        self._files: dict[str, _UploadedFile] = {}
+        self._upload_urls: dict[str, str] = {}
         self._socket_mode: Any = None
         self._members: dict[str, set[str]] = {}
         self._homes: dict[str, dict[str, Any]] = {}
@@ -254,6 +271,8 @@ class FakeSlack:
             "users.conversations": self._users_conversations,
             "views.publish": self._views_publish,
             "conversations.info": self._conversations_info,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         self.add_user(bot_user_id, name="crsbot", real_name="crsbot", is_bot=True)
 
@@ -450,7 +469,7 @@ class FakeSlack:
         error such as ``channel_not_found``.  ``method`` may be
         ``RESPONSE_URL_METHOD`` to fail response-URL posts.  Faults queue in order.
         """
-        if method not in SUPPORTED_METHODS and method != RESPONSE_URL_METHOD:
+        if method not in SUPPORTED_METHODS and method not in (RESPONSE_URL_METHOD, UPLOAD_URL_METHOD):
             raise ValueError(f"FakeSlack does not implement {method!r}")
         if times < 1:
             raise ValueError("times must be at least 1")
@@ -497,6 +516,8 @@ class FakeSlack:
             self._external_ids.clear()
             self._exchanged_triggers.clear()
             self._response_urls.clear()
+            self._files.clear()
+            self._upload_urls.clear()
             self._faults.clear()
             self._generation += 1
             self._changed.notify_all()
@@ -542,6 +563,17 @@ class FakeSlack:
                     and (user is None or m["user"] == user)
                 ]
             )
+
+    def file_content(self, file_id: str) -> bytes | None:
+        """The bytes uploaded for a file (None if the upload URL was never used)."""
+        with self._lock:
+            found = self._files.get(file_id)
+            return None if found is None else found.data
+
+    def files(self) -> list[dict[str, Any]]:
+        """Files whose upload was completed, as Slack describes them, oldest first."""
+        with self._lock:
+            return [f.describe() for f in self._files.values() if f.completed]
 
     def views(self) -> list[dict[str, Any]]:
         """Open views as they stand now, in the order they were opened."""
@@ -600,6 +632,8 @@ class FakeSlack:
             reply, call = self._handle_api(url.path[len("/api/"):], url.query, headers, body)
         elif url.path.startswith("/response/") and http_method == "POST":
             reply, call = self._handle_response_url(url.path[len("/response/"):], body)
+        elif url.path.startswith("/upload/v1/") and http_method == "POST":
+            reply, call = self._handle_upload(url.path[len("/upload/v1/"):], headers, body)
         else:
             return _Reply(404, b"not found", "text/plain; charset=utf-8")
         self._notify(call)
@@ -730,6 +764,27 @@ class FakeSlack:
             "ephemeral": not in_channel,
             **where,
         }
+
+    def _handle_upload(self, token: str, headers: Message, body: bytes) -> tuple[_Reply, RecordedCall]:
+        """Take a file's bytes at its upload URL, sent raw or as a multipart form (both work with Slack)."""
+        data = _multipart_file(headers, body) if headers.get_content_type() == "multipart/form-data" else body
+        with self._changed:
+            file_id = self._upload_urls.get(token)
+            fault = self._take_fault(UPLOAD_URL_METHOD)
+            uploaded = self._files.get(file_id) if file_id else None
+            if fault is not None:
+                status, outcome = fault.status, {"ok": False, "error": fault.error}
+            elif uploaded is None:
+                status, outcome = 404, {"ok": False, "error": "not_found"}
+            elif not data:
+                status, outcome = 400, {"ok": False, "error": "empty_upload"}
+            else:
+                uploaded.data = data
+                del self._upload_urls[token]  # an upload URL takes one file
+                status, outcome = 200, {"ok": True, "file_id": uploaded.id, "size": len(data)}
+            call = self._record(UPLOAD_URL_METHOD, {"file_id": file_id, "size": len(data or b"")}, status, outcome)
+        text = f"OK - {len(data)}" if outcome["ok"] else str(outcome["error"])
+        return _Reply(status, text.encode("utf-8"), "text/plain; charset=utf-8"), call
 
     def _take_fault(self, method: str) -> _Fault | None:
         """Consume one pending fault for ``method``; caller holds the lock."""
@@ -985,6 +1040,65 @@ class FakeSlack:
             self.add_user(user_id)
         return {"ok": True, "user": copy.deepcopy(self._users[user_id])}
 
+    def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = self._require(params, "filename")
+        try:
+            length = int(params.get("length"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise _missing_field("length") from None
+        if length <= 0:
+            raise _SlackError("missing_argument")  # what Slack answers for length 0
+        alt_txt = params.get("alt_txt")
+        if isinstance(alt_txt, str) and len(alt_txt) > _MAX_ALT_TXT:
+            raise _SlackError("alt_txt_too_large")
+        self._id_counter += 1
+        file_id = f"F0CRS{self._id_counter:06d}"
+        token = secrets.token_hex(12)
+        self._files[file_id] = _UploadedFile(id=file_id, name=filename, length=length,
+                                             alt_txt=alt_txt if isinstance(alt_txt, str) else None,
+                                             created=int(self._clock()), user=self.bot_user_id)
+        self._upload_urls[token] = file_id
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/v1/{token}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Share uploaded files; a file whose bytes never reached its upload URL is not found, as with Slack
+        (the upload service, not this method, creates the file's content)."""
+        requested = params.get("files")
+        if not isinstance(requested, list) or not requested or not all(
+            isinstance(f, dict) and isinstance(f.get("id"), str) for f in requested
+        ):
+            raise _missing_field("files")
+        found = [self._files.get(f["id"]) for f in requested]
+        if any(f is None or f.data is None or f.completed for f in found):
+            raise _SlackError("file_not_found")
+        channels = [c for c in str(params.get("channels") or "").split(",") if c]
+        if params.get("channel_id"):
+            channels.insert(0, str(params["channel_id"]))
+        thread_ts = params.get("thread_ts")
+        if thread_ts and len(channels) != 1:
+            raise _SlackError("invalid_arguments", response_metadata={
+                "messages": ["[ERROR] thread_ts needs exactly one channel"]})
+        targets = [self._resolve_channel(c) for c in channels]
+        if thread_ts and self._find_message(targets[0], str(thread_ts)) is None:
+            raise _SlackError("invalid_thread_ts")
+        files: list[_UploadedFile] = [f for f in found if f is not None]
+        for f, asked in zip(files, requested):
+            f.title = asked.get("title") or f.name
+            f.completed = True
+        for channel in targets:
+            message: dict[str, Any] = {
+                "type": "message", "subtype": "file_share" if not thread_ts else None, "ts": self._next_ts(),
+                "text": str(params.get("initial_comment") or ""), "team": self.team_id, "user": self.bot_user_id,
+                "bot_id": self.bot_id, "app_id": self.app_id, "upload": True, "display_as_bot": False,
+                "files": [f.describe() for f in files], "channel": channel,
+            }
+            if thread_ts:
+                message["thread_ts"] = str(thread_ts)
+            message = {k: v for k, v in message.items() if v is not None}
+            self._messages.setdefault(channel, []).append(message)
+            for f in files:
+                f.shares.setdefault(channel, []).append(message["ts"])
+        return {"ok": True, "files": [{"id": f.id, "title": f.title} for f in files]}
     def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = self._require(params, "user_id", "user_not_found")
         view = params.get("view")
@@ -1036,6 +1150,46 @@ class FakeSlack:
                 return {"ok": True, "channel": dm}
             self.add_channel(channel_id, is_private=channel_id.startswith("G"))
         return {"ok": True, "channel": copy.deepcopy(self._channels[channel_id])}
+
+
+@dataclass
+class _UploadedFile:
+    """A file between files.getUploadURLExternal and files.completeUploadExternal, and after."""
+
+    id: str
+    name: str
+    length: int
+    alt_txt: str | None
+    created: int
+    user: str
+    data: bytes | None = None
+    title: str | None = None
+    completed: bool = False
+    shares: dict[str, list[str]] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        filetype = self.name.rsplit(".", 1)[-1].lower() if "." in self.name else "binary"
+        described: dict[str, Any] = {
+            "id": self.id, "created": self.created, "timestamp": self.created, "name": self.name,
+            "title": self.title or self.name, "mimetype": _MIME_TYPES.get(filetype, "application/octet-stream"),
+            "filetype": filetype, "user": self.user, "size": len(self.data or b""), "mode": "hosted",
+            "is_external": False, "is_public": False, "channels": sorted(self.shares),
+            "url_private": f"https://files.slack.com/files-pri/{self.id}/{self.name}",
+        }
+        if self.alt_txt:
+            described["alt_txt"] = self.alt_txt
+        return described
+
+
+def _multipart_file(headers: Message, body: bytes) -> bytes:
+    """The first part's content of a multipart/form-data body (how curl -F sends a file)."""
+    prefix = f"Content-Type: {headers.get('Content-Type')}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(prefix + body)
+    for part in message.iter_parts() if message.is_multipart() else ():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            return payload
+    return b""
 
 
 def _set_content(message: dict[str, Any], params: dict[str, Any], blocks: list[dict[str, Any]] | None) -> None:

@@ -1,0 +1,54 @@
+"""The one Slack client keeps its connections alive over HTTPS (the fake serves TLS as Slack does) and
+still retries rate limits as slack_sdk does."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.slack.sender import KeptAliveClient, Sender, make_client
+from bot.testing.slack_fake import FakeSlack
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+
+
+@pytest.fixture()
+def tls_fake(tmp_path: Path) -> Iterator[tuple[FakeSlack, Path]]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FakeSlack(tls=context) as fake:
+        yield fake, cert
+
+
+def test_calls_from_one_thread_share_one_kept_alive_tls_connection(tls_fake: tuple[FakeSlack, Path]) -> None:
+    fake, cert = tls_fake
+    assert fake.api_url.startswith("https://")
+    client = make_client("xoxb-local", fake.api_url)
+    assert isinstance(client, KeptAliveClient)
+    client.ssl.load_verify_locations(cert)  # type: ignore[union-attr]
+    sender = Sender(client)
+    sockets = []
+    for n in range(3):
+        assert sender.post("C0TLS1", {"text": f"post {n}"})
+        (connection,) = client._local.pool.values()  # type: ignore[attr-defined]
+        sockets.append(connection.sock)
+    assert sockets[0] is not None and sockets[0] is sockets[1] is sockets[2], "one handshake, then reuse"
+    assert [m["text"] for m in fake.messages("C0TLS1")] == ["post 0", "post 1", "post 2"]
+
+
+def test_a_rate_limit_is_still_retried_on_the_kept_alive_client(tls_fake: tuple[FakeSlack, Path]) -> None:
+    fake, cert = tls_fake
+    client = make_client("xoxb-local", fake.api_url)
+    client.ssl.load_verify_locations(cert)  # type: ignore[union-attr]
+    fake.fail_next("chat.postMessage", status=429, times=1)
+    assert Sender(client).post("C0TLS2", {"text": "after a 429"})
+    assert [c.status for c in fake.calls if c.method == "chat.postMessage"] == [429, 200]

@@ -1,0 +1,179 @@
+"""The episode picture: the plotted series are the stored assessments (golden data), the PNG decodes at the
+promised size, an audit export redraws the same picture, and the alt text says what the picture shows."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from bot.cli import main
+from bot.clock import ManualClock
+from bot.episodes.timeline_data import NoTimelineError, episode_timeline, timeline_from_audit
+from bot.rulebooks import load_rulebooks
+from bot.settings import load_settings
+from bot.storage import Store, export_audit
+from bot.storage.db import make_engine, upgrade
+from grading.pipeline import assess_crs, assess_icans
+from grading.parse import parse_crs, parse_icans
+from messages.timeline import ALT_TEXT_LIMIT, SIZE_PX, EpisodeTimeline, Series, build_figure, render_picture
+from tests.db_fixtures import CLOCK_START
+
+CH = "C0PICTURE1"
+SCRIPT: tuple[tuple[int, str], ...] = (  # minutes after the start, what was typed after /crs
+    (0, "temp=39.2 sbp=118 patient=bed12"),
+    (40, "temp=39.6 sbp=84 fluids=yes o2=2 device=nc patient=bed12"),
+    (95, "temp=37.4 toci=yes sbp=86 pressor=1 o2=6 device=nc patient=bed12"),
+    (110, "icans ice=8 patient=bed12"),
+    (150, "temp=37.1 dex=yes pressor=1 vasopressin=yes o2=8 device=hfnc patient=bed12"),
+    (240, "temp=36.9 masked=yes sbp=112 pressor=0 o2=2 device=nc patient=bed12"),
+)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(CLOCK_START)
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'picture.sqlite3'}")
+    upgrade(engine)
+    yield Store(engine, clock)
+    engine.dispose()
+
+
+def record_script(store: Store, clock: ManualClock) -> int:
+    """Record the scripted episode as the bot does (parse -> grade -> decide -> store), with a posted reminder
+    and escalation, then resolve it; returns the episode id."""
+    settings, rulebooks = load_settings().site, load_rulebooks(None)
+    episode_id = 0
+    for minutes, text in SCRIPT:
+        clock.set(CLOCK_START + timedelta(minutes=minutes))
+        if text.startswith("icans "):
+            icans = assess_icans(text[6:], settings, rulebooks)
+            parsed, result, kind, grade = parse_icans(text[6:]), icans.model_dump(mode="json"), "icans", icans.grade
+        else:
+            crs = assess_crs(text, settings, rulebooks)
+            parsed, result, kind, grade = parse_crs(text), crs.model_dump(mode="json"), "crs", crs.grade
+        recorded = store.record_assessment(CH, "bed12", "iv", kind, {"text": text, "parsed": parsed.model_dump(
+            mode="json")}, result, grade, "lunsumio-iv", "test", "U0DOC")
+        episode_id = recorded.episode.id  # type: ignore[union-attr]
+        if minutes == 40:
+            for kind_due, after in (("reassess", 30), ("escalation", 45)):
+                store.schedule_reminder(episode_id, kind_due, clock.now() + timedelta(minutes=after))
+            for after in (30, 45):
+                clock.set(CLOCK_START + timedelta(minutes=40 + after))
+                group = store.claim_due(episode_id, "replica-a", clock.now(), clock.now() - timedelta(hours=1), 3)
+                assert group is not None
+                store.complete_delivery(group.reminders[0], group.reminders[1:], "replica-a", "1.0", timedelta(0))
+    clock.set(CLOCK_START + timedelta(minutes=300))
+    assert store.resolve_episode(CH, "bed12", "U0DOC", 72) is not None
+    return episode_id
+
+
+def series(fig: Figure, gid: str) -> tuple[list[datetime], list[float]]:
+    """The data of the one line with this id, as plotted (read before the figure is saved)."""
+    found = [line for ax in fig.axes for line in ax.get_lines() if line.get_gid() == gid]
+    assert len(found) == 1, f"expected one {gid} line, found {len(found)}"
+    return list(found[0].get_xdata(orig=True)), [float(y) for y in found[0].get_ydata(orig=True)]
+
+
+def stored_timeline(store: Store, clock: ManualClock) -> EpisodeTimeline:
+    found = episode_timeline(store, CH, "bed12", clock.now())
+    assert found is not None
+    return found[1]
+
+
+def test_plotted_series_are_the_stored_assessments(store: Store, clock: ManualClock) -> None:
+    episode_id = record_script(store, clock)
+    fig = build_figure(stored_timeline(store, clock))
+    (history,) = store.episode_history(CH, "bed12")
+    crs = [a for a in history.assessments if a.kind == "crs"]
+    icans = [a for a in history.assessments if a.kind == "icans"]
+    assert len(crs) == 5 and len(icans) == 1
+
+    def stated(key: str) -> tuple[list[datetime], list[float]]:
+        kept = [a for a in crs if a.inputs["parsed"].get(key) is not None]
+        return [a.created_at for a in kept], [float(a.inputs["parsed"][key]) for a in kept]
+
+    assert series(fig, Series.CRS_GRADE) == ([a.created_at for a in crs], [float(a.grade) for a in crs])  # type: ignore[arg-type]
+    assert series(fig, Series.CRS_GRADE)[1] == [1.0, 2.0, 3.0, 3.0, 2.0]  # golden: the ASTCT grades of SCRIPT
+    assert series(fig, Series.ICANS_GRADE) == ([icans[0].created_at], [1.0])
+    assert series(fig, Series.TEMP) == stated("temp_c")
+    assert series(fig, Series.TEMP)[1] == [39.2, 39.6, 37.4, 37.1, 36.9]
+    assert series(fig, Series.SBP) == stated("sbp")  # the 4th assessment stated no pressure: no point drawn
+    assert len(series(fig, Series.SBP)[0]) == 4
+    assert series(fig, Series.PRESSORS) == stated("pressors")
+    assert series(fig, Series.O2_FLOW) == stated("o2_flow")
+    masked = [a.created_at for a in crs if a.inputs["parsed"]["masked"]]
+    assert series(fig, Series.MASKED)[0] == masked and len(masked) == 3
+    assert series(fig, Series.TREATMENT)[0] == [crs[2].created_at, crs[3].created_at]  # toci, then steroid
+
+    sent = [r for r in store.reminders(episode_id=episode_id) if r.status in ("sent", "answered")]
+    assert series(fig, Series.REMINDERS)[0] == [r.sent_at for r in sent if r.kind == "reassess"]
+    assert series(fig, Series.ESCALATIONS)[0] == [r.sent_at for r in sent if r.kind == "escalation"]
+    assert len(series(fig, Series.REMINDERS)[0]) == 1 and len(series(fig, Series.ESCALATIONS)[0]) == 1
+    assert series(fig, Series.RESOLVED)[0][0] == history.episode.resolved_at
+
+
+def test_the_png_decodes_at_the_promised_size(store: Store, clock: ManualClock) -> None:
+    record_script(store, clock)
+    picture = render_picture(stored_timeline(store, clock))
+    image = Image.open(io.BytesIO(picture.png))
+    image.load()
+    assert image.format == "PNG"
+    assert image.size == SIZE_PX == (800, 900)
+    assert picture.filename.endswith(".png") and "bed12" in picture.filename
+
+
+def test_alt_text_says_what_the_picture_shows(store: Store, clock: ManualClock) -> None:
+    record_script(store, clock)
+    text = render_picture(stored_timeline(store, clock)).alt_text
+    assert len(text) <= ALT_TEXT_LIMIT
+    for expected in ("patient bed12", "5 CRS assessment(s) and 1 ICANS", "worst 3 at 09:35", "36.9 to 39.6 °C",
+                     "84 to 118 mmHg", "Tocilizumab noted at 09:35", "Corticosteroids noted at 10:30",
+                     "1 reminder(s) and 1 escalation(s)", "Resolved at 02 Mar 13:00 UTC"):
+        assert expected in text, (expected, text)
+
+
+def test_an_audit_export_redraws_the_same_episode(store: Store, clock: ManualClock) -> None:
+    record_script(store, clock)
+    out = io.StringIO()
+    export_audit(store, "jsonl", out)
+    from_store = stored_timeline(store, clock)
+    from_audit = timeline_from_audit(out.getvalue().splitlines(), "bed12")
+    assert from_audit.points == from_store.points
+    assert sorted(from_audit.ticks, key=lambda t: t.at) == sorted(from_store.ticks, key=lambda t: t.at)
+    assert from_audit.resolved_at == from_store.resolved_at
+    with pytest.raises(NoTimelineError):
+        timeline_from_audit(out.getvalue().splitlines(), "bed99")
+
+
+def test_an_open_episode_with_unstated_vitals_still_draws() -> None:
+    tl = EpisodeTimeline("bed7", "velo", CLOCK_START, None, (), (), CLOCK_START + timedelta(hours=1))
+    picture = render_picture(tl)
+    assert Image.open(io.BytesIO(picture.png)).size == SIZE_PX
+    assert "Still open" in picture.alt_text and "0 CRS assessment(s)" in picture.alt_text
+
+
+def test_cli_writes_the_picture_from_an_audit_export(store: Store, clock: ManualClock, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    record_script(store, clock)
+    export = tmp_path / "audit.jsonl"
+    with export.open("w", encoding="utf-8") as out:
+        export_audit(store, "jsonl", out)
+    png = tmp_path / "bed12.png"
+    assert main(["timeline", "--from-audit", str(export), "--patient", "bed12", "--out", str(png)]) == 0
+    assert Image.open(png).size == SIZE_PX
+    assert "patient bed12" in capsys.readouterr().out
+    assert main(["timeline", "--from-audit", str(export), "--patient", "bed99", "--out", str(png)]) == 2
+    assert "no assessments of patient 'bed99'" in capsys.readouterr().err
+    assert main(["timeline", "--from-audit", str(tmp_path / "missing.jsonl"), "--patient", "bed12",
+                 "--out", str(png)]) == 2
+    assert "cannot read" in capsys.readouterr().err
