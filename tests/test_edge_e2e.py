@@ -12,6 +12,7 @@ import http.client
 import itertools
 import json
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -381,11 +382,14 @@ def test_root_owned_data_dir_is_one_line_for_an_unprivileged_user(fake: FakeSlac
                             "--help"], capture_output=True, text=True, timeout=60)
     if probe.returncode != 0:
         pytest.skip(f"cannot run crsbot as nobody here: {probe.stderr.strip()[:200]}")
-    env = _env(fake, tmp_path, CRSBOT_DATA_DIR=str(data))
+    mpl = Path(tempfile.mkdtemp(prefix="crsbot-mpl-"))  # nobody's HOME is not writable: matplotlib's cache
+    mpl.chmod(0o777)
+    env = _env(fake, tmp_path, CRSBOT_DATA_DIR=str(data), MPLCONFIGDIR=str(mpl))
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *crsbot_command(),
                            "serve", "--host", "127.0.0.1", "--port", "0"], env=env, cwd="/",
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
     data.rmdir()
+    shutil.rmtree(mpl, ignore_errors=True)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert done.returncode != 0 and "Traceback" not in done.stdout
     assert len(lines) == 1 and "CRSBOT_DATA_DIR" in lines[0] and "not writable" in lines[0], done.stdout
