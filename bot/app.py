@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from slack_bolt import App
 from sqlalchemy.engine import Engine
@@ -14,12 +15,14 @@ from bot.clock import Clock, SystemClock
 from bot.listeners import register_listeners
 from bot.metrics import Metrics
 from bot.episodes.engine import ReminderEngine, default_replica_id, parse_intervals
+from bot.episodes.handoff import HandoffSchedule, HandoffScheduler
 from bot.handlers import reminders as reminder_posts
 from bot.handlers.deps import Deps
+from bot.handlers.handoff import handoff_log, post_handoff
 from bot.rulebooks import load_rulebooks
 from bot.seal import Sealer
 from bot.slack.sender import Sender, make_client
-from bot.settings import Settings, SettingsError, parse_duration
+from bot.settings import Settings, SettingsError, parse_duration, parse_times_of_day
 from bot.storage.connect import open_database
 from bot.storage.store import Store
 
@@ -40,6 +43,7 @@ class Runtime:
     reminders: ReminderEngine
     engine: Engine
     metrics: Metrics
+    handoffs: HandoffScheduler | None = None
 
     def start_scheduler(self) -> None:
         self.reminders.start()
@@ -85,7 +89,22 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     reminders = ReminderEngine(store, clock, deliver, default_replica_id(),
                                intervals, parse_duration(settings.escalate_after), tick_seconds=settings.tick_seconds)
     deps.reminders = reminders
-    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine, metrics=metrics)
+    return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine, metrics=metrics,
+                   handoffs=scheduled_handoffs(settings, deps, clock, reminders))
+
+
+def scheduled_handoffs(settings: Settings, deps: Deps, clock: Clock, reminders: ReminderEngine) \
+        -> HandoffScheduler | None:
+    """CRSBOT_HANDOFF_TIMES: each replica ticks the handoff with its reminders; the (channel, slot) claim in the
+    database makes one of them post it."""
+    times = parse_times_of_day(settings.handoff_times)
+    if not times:
+        return None
+    scheduler = HandoffScheduler(HandoffSchedule(times, ZoneInfo(settings.timezone)), handoff_log(deps),
+                                 lambda channel, scheduled: post_handoff(deps, channel, scheduled), clock,
+                                 reminders.replica_id)
+    reminders.tick_hooks.append(scheduler.tick)
+    return scheduler
 
 
 def seal_secret(settings: Settings) -> str:

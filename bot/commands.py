@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.handlers import assess, episodes
+from bot.handlers import assess, episodes, handoff
 from bot.handlers.deps import Call, Deps, Payload
 from grading.pipeline import assess_crs, assess_delay, assess_icans, assess_premed
 from messages.help import HELP, HelpLine, help_message
@@ -50,6 +50,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(Subcommand.PREMED, ("premed",), assess.premed, audited=True, cli="premed", assess=assess_premed),
     Command(Subcommand.STATUS, ("status",), episodes.status, audited=True),
     Command(Subcommand.HISTORY, ("history",), episodes.history, audited=True),
+    Command(Subcommand.HANDOFF, ("handoff",), handoff.handoff, audited=True),
     Command(Subcommand.RESOLVE, ("resolve",), episodes.resolve, audited=True),
     Command(Subcommand.ONCALL, ("oncall",), episodes.oncall, audited=True),
     Command(Subcommand.HELP, ("help", "?", ""), _help, audited=True),

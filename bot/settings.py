@@ -7,9 +7,10 @@ A missing or malformed setting stops the bot with a message naming the variable;
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,6 +62,8 @@ class Settings(BaseSettings):
     port: int = Field(3000, ge=0, le=65535, validation_alias=env("PORT", "port"))
     threads: int = Field(16, ge=1, le=256, validation_alias=env("CRSBOT_THREADS", "threads"))
     log_level: str = Field("INFO", validation_alias=env("CRSBOT_LOG_LEVEL", "log_level"))
+    handoff_times: str = Field("", validation_alias=env("CRSBOT_HANDOFF_TIMES", "handoff_times"))
+    timezone: str = Field("UTC", validation_alias=env("CRSBOT_TIMEZONE", "timezone"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=env("CRSBOT_LOG_FORMAT", "log_format"))
 
     @field_validator("allowed_channels", mode="before")
@@ -83,6 +86,21 @@ class Settings(BaseSettings):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("handoff_times")
+    @classmethod
+    def _times(cls, value: str) -> str:
+        parse_times_of_day(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone like Europe/Paris or America/New_York") from None
         return value
 
     @field_validator("escalate_after")
@@ -127,6 +145,17 @@ def env_name(field: str) -> str:
     if field.isupper():
         return field
     return _ENV_NAMES.get(field, f"CRSBOT_{field.upper()}")
+
+
+def parse_times_of_day(text: str) -> tuple[time, ...]:
+    """ "07:00,19:00" (seconds allowed: "07:00:30") -> times of day; empty -> none."""
+    times = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?", part)
+        if match is None:
+            raise ValueError(f"'{part}' is not a time of day like 07:00 (24-hour, comma-separated)")
+        times.append(time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)))
+    return tuple(sorted(set(times)))
 
 
 def parse_duration(text: str) -> timedelta:

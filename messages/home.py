@@ -17,9 +17,9 @@ from messages.layout import JUDGMENT, PRODUCT_NAMES
 MAX_CHANNEL_BLOCKS = 80
 
 
-def slack_date(moment: datetime) -> str:
+def slack_date(moment: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
     """A time every reader sees in their own time zone (Slack's <!date> token), UTC as the fallback."""
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{hhmm(moment)}>"
+    return f"<!date^{int(moment.timestamp())}^{fmt}|{hhmm(moment)}>"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class Subcommand(StrEnum):
     FORM = "form"
     STATUS = "status"
     HISTORY = "history"
+    HANDOFF = "handoff"
     RESOLVE = "resolve"
     ONCALL = "oncall"
     HELP = "help"

@@ -176,6 +176,8 @@ class ReminderEngine:
         self._scheduler: BackgroundScheduler | None = None
         self._scheduler_lock = threading.Lock()
         self.outage = OutageLog(log, "reminder tick")
+        # Other once-across-replicas work driven by the same tick (the scheduled handoff).
+        self.tick_hooks: list[Callable[[], object]] = []
 
     # ------------------------------------------------------------------ cadence
 
@@ -328,6 +330,11 @@ class ReminderEngine:
             self.outage.failed(exc)
         else:
             self.outage.succeeded()
+        for hook in self.tick_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - same rule: the rows are still there next tick
+                log.exception("tick hook %r failed", hook)
 
     def start(self) -> None:
         """Start ticking in a background thread (idempotent)."""

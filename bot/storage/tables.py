@@ -35,6 +35,7 @@ __all__ = [
     "AuditRow",
     "Base",
     "EpisodeRow",
+    "HandoffRow",
     "OncallRow",
     "ReminderRow",
     "SeenRequestRow",
@@ -232,3 +233,23 @@ class SeenRequestRow(Base):
 
     signature: Mapped[str] = mapped_column(String(100), primary_key=True)
     seen_at: Mapped[datetime]
+
+
+class HandoffRow(Base):
+    """A shift handoff posted in a channel. A scheduled one has a `slot` (its local time, ISO); the unique
+    (channel, slot) index is the claim that lets exactly one replica post it. Typed ones have no slot."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        Index("uq_handoffs_channel_slot", "channel_id", "slot", unique=True),
+        Index("ix_handoffs_channel_posted", "channel_id", "posted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[str | None] = mapped_column(String(40))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime]
+    posted_at: Mapped[datetime | None]
+    message_ts: Mapped[str | None] = mapped_column(String(32))

@@ -222,6 +222,8 @@ class Console:
             self.clock.advance(delta)
             self.say(f"   bot clock is now {self.clock.now():%H:%M UTC}")
             self.runtime.reminders.tick()
+            if self.runtime.handoffs is not None:
+                self.runtime.handoffs.tick()
         else:
             self.say("   not understood: type /crs ..., press N, submit ..., advance 2h or quit")
         self._settle(before)

@@ -1,7 +1,7 @@
 """Seen Slack requests: the replay guard's memory, shared by every replica.
 
 Revision ID: e7_seen_requests
-Revises: 0001
+Revises: 0002_handoffs
 Create Date: 2026-12-01
 
 A signed request's signature is its key; a second INSERT of the same signature fails on the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e7_seen_requests"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_handoffs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

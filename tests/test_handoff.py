@@ -1,0 +1,248 @@
+"""The shift handoff: right patients, grades, what is due and the rulebook's next-dose lines; Block Kit limits
+for a 30-episode channel; scheduled slots in the site's time zone, posted once by two replicas ticking together
+(on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+from slack_sdk import WebClient
+
+from bot.clock import ManualClock
+from bot.episodes.handoff import HandoffSchedule, HandoffScheduler, gather
+from bot.rulebooks import load_rulebooks
+from bot.settings import load_settings
+from bot.storage import Store
+from bot.storage.db import make_engine, upgrade
+from bot.storage.handoffs import HandoffLog
+from bot.testing.slack_fake import FakeSlack
+from grading.pipeline import assess_crs, assess_icans
+from grading.parse import parse_crs, parse_icans
+from messages.blocks import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS
+from bot.testing.phone import FOLD, measure_message
+from messages.handoff import render_handoff
+from tests.db_fixtures import CLOCK_START, pg_admin_engine, pg_database_factory  # noqa: F401  (fixtures)
+
+CH = "C0HANDOFF1"
+RULEBOOKS = load_rulebooks(None)
+SITE = load_settings().site
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(CLOCK_START)
+
+
+def sqlite_engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'handoff.sqlite3'}")
+    upgrade(engine)
+    return engine
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
+    engine = sqlite_engine(tmp_path)
+    yield Store(engine, clock)
+    engine.dispose()
+
+
+def record(store: Store, text: str, channel: str = CH) -> None:
+    """One assessment as the bot records it (parse -> grade -> decide -> store)."""
+    if text.startswith("icans "):
+        report: Any = assess_icans(text[6:], SITE, RULEBOOKS)
+        parsed: Any = parse_icans(text[6:])
+        kind = "icans"
+    else:
+        report, parsed, kind = assess_crs(text, SITE, RULEBOOKS), parse_crs(text), "crs"
+    store.record_assessment(channel, parsed.patient, parsed.product or "iv", kind,
+                            {"text": text, "parsed": parsed.model_dump(mode="json")}, report.model_dump(mode="json"),
+                            report.grade, report.rulebook.id, report.rulebook.version, "U0DOC")
+
+
+def section_texts(payload: dict[str, Any]) -> list[str]:
+    return [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
+
+
+def patient_section(payload: dict[str, Any], label: str) -> str:
+    found = [t for t in section_texts(payload) if t.startswith(f"*{label}*")]
+    assert len(found) == 1, (label, section_texts(payload))
+    return found[0]
+
+
+def next_dose_of(payload: dict[str, Any], label: str) -> str:
+    """The patient's next-dose line with its numbered shared notes written out."""
+    line = next(x for x in patient_section(payload, label).splitlines() if x.startswith("Next dose: "))
+    notes_text = next((t for t in section_texts(payload) if t.startswith("*Next-dose notes*")), "")
+    notes = dict(re.findall(r"^\((\d+)\) (.*)$", notes_text, flags=re.M))
+    return re.sub(r"\((\d+)\)", lambda m: notes[m.group(1)], line)
+
+
+def as_slack_shows(payload: dict[str, Any]) -> dict[str, Any]:
+    """Date tokens as a reader sees them (a time, not the token's source text)."""
+    shown = json.loads(json.dumps(payload))
+    for block in shown["blocks"]:
+        if block["type"] == "section":
+            block["text"]["text"] = re.sub(r"<!date\^\d+\^[^|]*\|[^>]*(\d\d:\d\d) UTC>", r"\1",
+                                           block["text"]["text"])
+    return shown
+
+
+def test_handoff_says_grades_what_is_due_and_the_rulebook_next_dose_lines(store: Store, clock: ManualClock) -> None:
+    record(store, "temp=39 sbp=85 pressor=1 patient=bed12")              # grade 3
+    record(store, "icans ice=6 loc=voice patient=bed12")                 # ICANS 2
+    record(store, "temp=38.6 o2=2 device=nc sbp=110 patient=bed14")      # grade 2
+    record(store, "temp=38.4 sbp=120 pressor=0 o2=ra product=velo patient=bed15")  # grade 1, VELO
+    record(store, "temp=38.9 sbp=95 pressor=0 o2=ra patient=bed16")      # grade 1, resolved below
+    bed12 = store.find_open_episode(CH, "bed12")
+    assert bed12 is not None
+    store.schedule_reminder(bed12.id, "reassess", clock.now() + timedelta(minutes=30))
+    store.schedule_reminder(bed12.id, "escalation", clock.now() + timedelta(minutes=45))
+    clock.advance(timedelta(hours=1))
+    store.resolve_episode(CH, "bed16", "U0DOC", RULEBOOKS["iv"].next_dose.hours_for(1))
+    clock.advance(timedelta(minutes=10))
+
+    handoff = gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now())
+    assert [p.label for p in handoff.patients] == ["bed12", "bed14", "bed15"]
+    payload = render_handoff(handoff)
+    bed12_text = patient_section(payload, "bed12")
+    assert "CRS now 3, worst 3 · ICANS now 2, worst 2" in bed12_text
+    assert "assessed 1 h 10 min ago" in bed12_text
+    overdue = int((CLOCK_START + timedelta(minutes=30)).timestamp())
+    assert f"reassessment *overdue* since <!date^{overdue}^" in bed12_text
+    assert "escalates <!date^" in bed12_text
+    bed12_next = next_dose_of(payload, "bed12")
+    assert "admitted to hospital for 24 hours. [NCCN-ENGAGE]" in bed12_next   # rulebook: grade 3 next dose
+    assert "grade 1 or at baseline for at least 72 hours. [NCCN-ENGAGE]" in bed12_next  # rulebook: ICANS grade 2
+    assert "Premedicate before the next dose" in bed12_next and "dose-delay table" in bed12_next
+    bed14_text = patient_section(payload, "bed14")
+    assert "CRS now 2, worst 2" in bed14_text and "ICANS" not in bed14_text
+    bed14_next = next_dose_of(payload, "bed14")
+    assert "only once CRS has been resolved for at least 72 hours. [NCCN-ENGAGE]" in bed14_next
+    assert "admitted to hospital" not in bed14_next
+    bed15_text = patient_section(payload, "bed15")
+    assert "LUNSUMIO VELO" in bed15_text
+    assert "Not in this rulebook" in bed15_text and "See LUNSUMIO VELO USPI section 2" in bed15_text
+    assert "72 h" not in bed15_text, "VELO next-dose timing is not in the rulebook: never the IV numbers"
+    (resolved,) = [t for t in section_texts(payload) if t.startswith("*Resolved")]
+    until = int((CLOCK_START + timedelta(hours=1 + 72)).timestamp())
+    assert "*bed16* (IV, worst 1) resolved" in resolved
+    assert f"next dose not before <!date^{until}^" in resolved and "(72 h symptom-free)" in resolved
+    assert "clinical judgment" in json.dumps(payload)
+    assert payload["text"].startswith("CRS handoff: 3 open episode(s)")
+
+
+def test_resolved_list_starts_after_the_previous_handoff(store: Store, clock: ManualClock) -> None:
+    record(store, "temp=38.9 sbp=95 pressor=0 o2=ra patient=bed1")
+    record(store, "temp=38.9 sbp=95 pressor=0 o2=ra patient=bed2")
+    store.resolve_episode(CH, "bed1", "U0DOC", 72)
+    log = HandoffLog(store.engine, clock)
+    clock.advance(timedelta(minutes=5))
+    log.posted(log.record_manual(CH, "U0DOC", "test"), "1.1", ["bed2"])
+    clock.advance(timedelta(minutes=5))
+    store.resolve_episode(CH, "bed2", "U0DOC", 72)
+    handoff = gather(store, log, RULEBOOKS, CH, clock.now())
+    assert [r.label for r in handoff.resolved] == ["bed2"]
+    assert handoff.patients == ()
+
+
+@pytest.mark.parametrize("episodes", [30, 80])
+def test_a_big_channel_stays_within_block_kit_limits(store: Store, clock: ManualClock, episodes: int) -> None:
+    for n in range(episodes):
+        record(store, f"temp=39 sbp=85 pressor=1 o2=6 device=nc patient=bed{n:03d}")
+        record(store, f"icans ice=6 loc=voice patient=bed{n:03d}")
+    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))
+    blocks = payload["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    assert len(blocks[0]["text"]["text"]) <= MAX_HEADER_CHARS
+    assert all(len(t) <= MAX_SECTION_CHARS for t in section_texts(payload))
+    assert len(json.dumps(payload)) < 40_000
+    listed = set(re.findall(r"\*(bed\d{3})\*", " ".join(section_texts(payload))))
+    assert listed == {f"bed{n:03d}" for n in range(episodes)}, "past the limit patients are named, never dropped"
+    with FakeSlack() as fake:  # and Slack (the fake checks the same limits) takes it
+        WebClient(token="xoxb-test", base_url=fake.api_url).chat_postMessage(channel=CH, **payload)
+
+
+def test_five_patients_fit_a_phone(store: Store, clock: ManualClock) -> None:
+    for text in ("temp=39 sbp=85 pressor=1 patient=bed1", "temp=38.6 o2=2 device=nc sbp=110 patient=bed2",
+                 "temp=38.4 sbp=120 pressor=0 o2=ra patient=bed3", "temp=37.2 masked=yes pressor=2 patient=bed4",
+                 "temp=38.4 sbp=120 pressor=0 o2=ra product=velo patient=bed5", "icans ice=6 loc=voice patient=bed1"):
+        record(store, text)
+    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))
+    page = measure_message(as_slack_shows(payload))  # the 390 px phone model of bot/testing/phone.py
+    print(f"\nhandoff of 5 patients: {page.height:.0f} px at 390 px wide ({page.height / FOLD:.1f} screens)")
+    assert page.height <= 2.5 * FOLD, page.height
+    patients = [b for b in page.boxes if b.kind == "section"][1:6]
+    assert all(b.bottom - b.top < FOLD / 2 for b in patients), "each patient reads in half a screen"
+
+
+def test_slots_follow_the_site_time_zone() -> None:
+    paris = HandoffSchedule((time(7, 0), time(19, 0)), ZoneInfo("Europe/Paris"))
+    winter = datetime(2026, 12, 1, 6, 0, 5, tzinfo=timezone.utc)  # 07:00:05 in Paris
+    assert paris.due_slots(winter) == [datetime(2026, 12, 1, 6, 0, tzinfo=timezone.utc)]
+    assert paris.due_slots(winter - timedelta(seconds=10)) == []
+    assert paris.due_slots(winter + timedelta(hours=2)) == [], "missed by more than the grace period"
+    summer = datetime(2026, 7, 1, 17, 30, tzinfo=timezone.utc)  # 19:30 in Paris
+    assert paris.due_slots(summer) == [datetime(2026, 7, 1, 17, 0, tzinfo=timezone.utc)]
+    late = HandoffSchedule((time(23, 50),), ZoneInfo("UTC"))
+    assert late.due_slots(datetime(2026, 12, 2, 0, 10, tzinfo=timezone.utc)) == [
+        datetime(2026, 12, 1, 23, 50, tzinfo=timezone.utc)]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        made = sqlite_engine(tmp_path)
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        made = make_engine(factory())
+        upgrade(made)
+    yield made
+    made.dispose()
+
+
+def test_two_replicas_ticking_together_post_each_slot_once(engine: Engine, clock: ManualClock) -> None:
+    store = Store(engine, clock)
+    for channel in ("C0WARD1", "C0WARD2"):
+        record(store, "temp=39 sbp=85 pressor=1 patient=bed5", channel=channel)
+    schedule = HandoffSchedule((time(8, 30),), ZoneInfo("UTC"))
+    posts: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    failing = {"C0WARD2": 1}  # the first post there fails: the claim is given back and retried
+
+    def post_as(replica: str) -> Callable[[str, bool], tuple[str, list[str]]]:
+        def post(channel: str, scheduled: bool) -> tuple[str, list[str]]:
+            with lock:
+                if failing.get(channel):
+                    failing[channel] -= 1
+                    raise OSError("slack down")
+                posts.append((channel, replica))
+            return f"1.{len(posts)}", ["bed5"]
+        return post
+
+    replicas = [HandoffScheduler(schedule, HandoffLog(engine, clock), post_as(name), clock, name)
+                for name in ("a", "b")]
+    for _ in range(2):
+        assert all(not r.tick() for r in replicas), "nothing before the slot"
+    clock.set(datetime.combine(CLOCK_START.date(), time(8, 30, 1), tzinfo=timezone.utc))
+    for _ in range(4):  # several ticks of both replicas, concurrently
+        threads = [threading.Thread(target=r.tick) for r in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in replicas:
+            r._done.clear()  # as a restarted replica would: only the database remembers
+    assert sorted(c for c, _ in posts) == ["C0WARD1", "C0WARD2"], posts
+    log = HandoffLog(engine, clock)
+    for channel in ("C0WARD1", "C0WARD2"):
+        (row,) = log.posts(channel)
+        assert row[0] == "2026-03-02T08:30:00+00:00" and row[1] is not None
