@@ -8,17 +8,15 @@ from pathlib import Path
 
 from bot.settings import load_settings
 from bot.storage.audit_export import export_audit
-from bot.storage.db import current_revision, make_engine, upgrade
+from bot.storage.connect import open_database
+from bot.storage.db import current_revision
 from bot.storage.store import Store
 from grading.errors import InputError
 
 
 def db_upgrade_command(args: argparse.Namespace) -> int:
     settings = load_settings()
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
+    engine = open_database(settings.database_url, settings.data_dir)
     print(f"database schema at revision {current_revision(engine)}")
     engine.dispose()
     return 0
@@ -47,8 +45,7 @@ def timeline_command(args: argparse.Namespace) -> int:
 
 def audit_export_command(args: argparse.Namespace) -> int:
     settings = load_settings()
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
+    engine = open_database(settings.database_url, settings.data_dir)
     store = Store(engine)
     if args.out:
         with Path(args.out).open("w", encoding="utf-8", newline="") as out:

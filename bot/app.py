@@ -4,7 +4,6 @@ engine. `serve` (HTTP or Socket Mode) and `console` both start from `build_runti
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +26,7 @@ from bot.rulebooks import load_rulebooks
 from bot.seal import Sealer
 from bot.slack.sender import Sender, make_client
 from bot.settings import Settings, SettingsError, parse_duration, parse_times_of_day
-from bot.storage.db import make_engine, unwritable_sqlite_folder, upgrade
+from bot.storage.connect import open_database
 from bot.storage.kinds import ReminderKind
 from bot.storage.store import Store
 
@@ -68,15 +67,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
         intervals = parse_intervals(settings.reassess_intervals)
     except ValueError as exc:
         raise SettingsError(f"CRSBOT_REASSESS_INTERVALS: {exc}") from None
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    folder = unwritable_sqlite_folder(settings.db_url)
-    if folder is not None:
-        raise SettingsError(f"DATABASE_URL: the folder {folder} is not writable by uid {os.getuid()}; "
-                            f"mount a volume that user owns (docker run -v crsbot-data:/data) "
-                            f"or chown the folder to {os.getuid()}")
-    engine = make_engine(settings.db_url, pool_size=LISTENER_THREADS + RUNTIME_CONNECTIONS)
-    upgrade(engine)
+    # PostgreSQL: one connection per listener thread, the tick and /healthz, and each HTTP thread's
+    # replay check (bot/slack/gate.py).
+    engine = open_database(settings.database_url, settings.data_dir,
+                           pool_size=LISTENER_THREADS + RUNTIME_CONNECTIONS + settings.threads)
     store = Store(engine, clock)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = make_client(token, settings.slack_api_url, timeout=settings.slack_timeout)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot.commands import CLI
-from grading.errors import CrsbotError, InputError
+from grading.errors import CrsbotError, InputError, PatientLabelError
 from messages.help import cli_line
 from messages.layout import layout_for
 from messages.text import render_text
@@ -27,6 +27,8 @@ def _assess(args: argparse.Namespace) -> int:
     assess = CLI[args.command].assess
     assert assess is not None
     report = assess(text, settings.site, rulebooks)
+    # The same label guard as Slack: an identifier is refused here too, even though nothing is stored.
+    settings.check_patient_label(getattr(getattr(report, "input", None), "patient", None))
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
+    except (InputError, PatientLabelError) as exc:
         print(f"crsbot: {exc.user_message()}", file=sys.stderr)
         return 2
     except CrsbotError as exc:

@@ -57,6 +57,8 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 _BY_WORD = {w: c for c in COMMANDS for w in c.words}
+# The bare words a command may contain: the audit keeps these and marks any other word as refused.
+COMMAND_WORDS = frozenset(w for w in _BY_WORD if w)
 DEFAULT = next(c for c in COMMANDS if not c.words)
 CLI = {c.cli: c for c in COMMANDS if c.cli}
 
@@ -73,6 +75,6 @@ def dispatch(deps: Deps, call: Call) -> Payload | None:
     """Run one authorized `/crs` command; returns an ephemeral reply for the caller, if any."""
     command, rest = route(call.text)
     if command.audited:
-        deps.store.audit("command", call.channel, call.user, detail={"command": command.name.value,
-                                                                     "text": call.text[:500]})
+        deps.store.audit("command", call.channel, call.user, detail={
+            "command": command.name.value, "text": deps.settings.redact(call.text, COMMAND_WORDS)[:500]})
     return command.handler(deps, replace(call, text=rest))

@@ -18,12 +18,13 @@ from typing_extensions import Annotated
 
 from grading.errors import CrsbotError
 from grading.models import SiteSettings
+from grading.privacy import check_patient_label, redact_labels
 
-DEFAULT_PATIENT_DENY = (
-    r"^\d{6,}$"                    # long bare numbers: record numbers
-    r"|^(mrn|mr|nhs|urn|id)[-_/.]?\d+"  # prefixed record numbers
-    r"|^[a-z]+[._][a-z]+$"          # first.last / first_last
-)
+# The built-in deny set lives in grading.privacy; this setting adds a site's own rules to it.
+DEFAULT_PATIENT_DENY: str | None = None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(CrsbotError):
@@ -50,8 +51,10 @@ class Settings(BaseSettings):
     sbp_threshold: int = Field(90, ge=60, le=120, validation_alias=env("CRSBOT_SBP_THRESHOLD", "sbp_threshold"))
     allowed_channels: Annotated[tuple[str, ...], NoDecode] = Field(
         (), validation_alias=env("CRSBOT_ALLOWED_CHANNELS", "allowed_channels"))
-    patient_deny_pattern: str = Field(DEFAULT_PATIENT_DENY,
-                                      validation_alias=env("CRSBOT_PATIENT_DENY_PATTERN", "patient_deny_pattern"))
+    patient_deny_pattern: str | None = Field(
+        DEFAULT_PATIENT_DENY, validation_alias=env("CRSBOT_PATIENT_DENY_PATTERN", "patient_deny_pattern"))
+    patient_allow_pattern: str | None = Field(
+        None, validation_alias=env("CRSBOT_PATIENT_ALLOW_PATTERN", "patient_allow_pattern"))
     reassess_intervals: str = Field("1=4h,2=2h,3=1h,4=30m",
                                     validation_alias=env("CRSBOT_REASSESS_INTERVALS", "reassess_intervals"))
     escalate_after: str = Field("15m", validation_alias=env("CRSBOT_ESCALATE_AFTER", "escalate_after"))
@@ -77,9 +80,15 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("patient_deny_pattern")
+    @field_validator("patient_deny_pattern", "patient_allow_pattern")
     @classmethod
-    def _compiles(cls, value: str) -> str:
+    def _compiles(cls, value: str | None) -> str | None:
+        """An empty pattern matches every label: as a deny rule it would refuse all, as an allow
+        rule it would say nothing. Either is a mistake worth stopping for."""
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("is set but empty; unset it to use the built-in rules, or give a regular expression")
         try:
             re.compile(value)
         except re.error as exc:
@@ -104,8 +113,24 @@ class Settings(BaseSettings):
     @field_validator("escalate_after", "claim_lease", "retry_after")
     @classmethod
     def _duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value).total_seconds() <= 0:
+            raise ValueError(f"'{value}' must be longer than zero, like 30s, 15m or 4h")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"'{value}' is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return value
+
+    def check_patient_label(self, label: str | None) -> str | None:
+        """The one label guard every entry point calls, with this site's deny and allow patterns."""
+        return check_patient_label(label, self.patient_deny_pattern, self.patient_allow_pattern)
+
+    def redact(self, text: str, words: frozenset[str] = frozenset()) -> str:
+        """Command text safe for the audit trail: labels that fail the guard become a marker."""
+        return redact_labels(text, self.patient_deny_pattern, self.patient_allow_pattern, words)
 
     @property
     def zone(self) -> ZoneInfo:

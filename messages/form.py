@@ -124,20 +124,39 @@ def build_form(channel_id: str, prefill: str | None = None, title: str = "CRS as
     }
 
 
-def submission_text(state_values: dict[str, dict[str, dict[str, Any]]]) -> str:
+StateValues = dict[str, dict[str, dict[str, Any]]]
+
+
+def _field_value(state_values: StateValues, field: FormField) -> str | None:
+    element = state_values.get(field.value, {}).get("value", {})
+    value = element.get("value")
+    if value is None and element.get("selected_option"):
+        value = element["selected_option"]["value"]
+    return None if value is None or not str(value).strip() else str(value)
+
+
+def patient_value(state_values: StateValues) -> str | None:
+    """The patient field exactly as typed: its words are never joined (a name would become a label)."""
+    return _field_value(state_values, FormField.PATIENT)
+
+
+def submission_text(state_values: StateValues, patient: str | None = None) -> str:
     """`view.state.values` -> `/crs` text. A field's free text is kept whole (spaces squeezed out), so the
     parser reports bad values against the field's own key and the modal can show the error inline; "Other
-    findings" is already `/crs` text and goes in as typed."""
+    findings" is already `/crs` text and goes in as typed. Pass `patient` as returned by the label guard;
+    the raw patient field is copied word for word, never joined."""
     pairs: list[str] = []
     for field in FormField:
-        element = state_values.get(field.value, {}).get("value", {})
-        value = element.get("value")
-        if value is None and element.get("selected_option"):
-            value = element["selected_option"]["value"]
-        if value is None or not str(value).strip():
+        if field is FormField.PATIENT:
+            value = patient or patient_value(state_values)
+            if value:
+                pairs.append(f"{field.value}={value.strip()}")
+            continue
+        value = _field_value(state_values, field)
+        if value is None:
             continue
         if field == FormField.OTHER:
-            pairs.append(" ".join(str(value).split()))
+            pairs.append(" ".join(value.split()))
         else:
-            pairs.append(f"{field.value}={''.join(str(value).split())}")
+            pairs.append(f"{field.value}={''.join(value.split())}")
     return " ".join(pairs)

@@ -43,7 +43,7 @@ PG_ADMIN_URL: URL = normalise_url(
 )
 # A Monday morning, so "+72h" and "+2h" land on readable times in failures.
 CLOCK_START = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
-APP_TABLES = ("audit", "reminders", "assessments", "oncall", "episodes")
+APP_TABLES = ("audit", "reminders", "assessments", "oncall", "episodes", "seen_requests")
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -141,6 +141,11 @@ def test_configuration_errors_do_not_echo_secrets(monkeypatch: pytest.MonkeyPatc
     ("CRSBOT_ESCALATE_AFTER", "soon"),
     ("CRSBOT_ESCALATE_AFTER", "15"),
     ("CRSBOT_PATIENT_DENY_PATTERN", "(unclosed"),
+    ("CRSBOT_PATIENT_DENY_PATTERN", ""),
+    ("CRSBOT_PATIENT_ALLOW_PATTERN", "  "),
+    ("CRSBOT_PATIENT_ALLOW_PATTERN", "bed[0-9"),
+    ("CRSBOT_ESCALATE_AFTER", "0s"),
+    ("CRSBOT_LOG_LEVEL", "chatty"),
 ])
 def test_a_malformed_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     message = config_error(monkeypatch, **{name: value})

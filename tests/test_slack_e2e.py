@@ -106,7 +106,7 @@ def test_healthz_returns_json_200(bot: Served) -> None:
     response = bot.health()
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json() == {"ok": True, "database": "ok"}
+    assert response.json() == {"ok": True, "database": "ok", "reminders": "running"}
 
 
 # --------------------------------------------------------------------------- the graded message

@@ -30,6 +30,7 @@ from bot.clock import Clock, as_utc
 from bot.episodes.notifier import Notifier, RateLimited, Refused
 from bot.episodes.policy import Chain, ChainStep, ReminderPolicy
 from bot.episodes.repositories import Booking, ClaimedBatch, Outcome, ReminderRepository
+from bot.outage import OutageLog
 from bot.storage.db import WAKE_CHANNEL
 from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind, ReminderStatus
 from bot.storage.records import Episode, Reminder
@@ -224,6 +225,7 @@ class ReminderEngine:
         self._lifecycle = threading.Lock()
         self._tick_lock = threading.Lock()
         self._unrecorded: list[tuple[str, datetime, list[Outcome], list[Booking]]] = []
+        self.outage = OutageLog(log, "reminder engine")
         # Other once-across-replicas work driven by the same loop (the scheduled handoff).
         self.tick_hooks: list[Callable[[], object]] = []
 
@@ -424,8 +426,8 @@ class ReminderEngine:
         next claim (the fencing token makes a late record harmless)."""
         try:
             self.repo.complete(token, self.replica_id, now, outcomes, bookings)
-        except Exception:  # noqa: BLE001 - the posts happened; the record must not be lost with this tick
-            log.exception("could not record %d reminder outcomes; will retry", len(outcomes))
+        except Exception as exc:  # noqa: BLE001 - the posts happened; the record must not be lost with this tick
+            self.outage.failed(exc)
             self._unrecorded.append((token, now, outcomes, bookings))
 
     def _record_unrecorded(self) -> None:
@@ -457,9 +459,11 @@ class ReminderEngine:
                     except Exception:  # noqa: BLE001 - one hook must not stop reminders
                         log.exception("reminder engine hook %r failed", hook)
                 wait = self._idle_seconds()
-            except Exception:  # keep going; the rows are still there next time
-                log.exception("reminder engine pass failed")
+            except Exception as exc:  # noqa: BLE001 - keep going; the rows are still there next time
+                self.outage.failed(exc)
                 wait = self.max_idle
+            else:
+                self.outage.succeeded()
             if wait > 0:
                 self._wake.wait(wait)
             self._wake.clear()
@@ -468,16 +472,17 @@ class ReminderEngine:
         """PostgreSQL: other replicas' bookings wake this engine (NOTIFY is sent at their commit)."""
         import psycopg
 
+        outage = OutageLog(log, f"LISTEN {WAKE_CHANNEL} (polling every {self.max_idle}s meanwhile)")
         while not self._stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                    outage.succeeded()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self._wake.set()
             except Exception as exc:  # noqa: BLE001 - the poll fallback still runs; try again shortly
-                log.warning("LISTEN %s failed (%s); polling every %ss until it is back", WAKE_CHANNEL, exc,
-                            self.max_idle)
+                outage.failed(exc)
                 self._stop.wait(1.0)
 
     def start(self) -> None:

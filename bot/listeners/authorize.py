@@ -26,8 +26,7 @@ from bot.errors import ChannelNotAllowedError, ForeignEpisodeError, UnsealedErro
 from bot.handlers.deps import Call, Deps
 from bot.seal import button_scope, form_scope
 from grading.pipeline import patient_named
-from grading.privacy import check_patient_label
-from messages.form import submission_text
+from messages.form import patient_value, submission_text
 
 CALL = "crs_call"
 # Channels (public, private, group) where patients' episodes live; D... (DMs, App Home) are personal.
@@ -57,7 +56,7 @@ def authorized_call(deps: Deps, body: dict[str, Any]) -> Call | None:
             _check_channel(deps, channel)
         return None
     _check_channel(deps, call.channel)
-    check_patient_label(call.patient, deps.settings.patient_deny_pattern)
+    deps.settings.check_patient_label(call.patient)
     if call.patient is not None and call.episode is None:
         # What this patient's episodes in this channel are: the only ones a command can act on.
         call = replace(call, history=deps.store.patient_history(call.channel, call.patient))
@@ -103,9 +102,13 @@ def _submission(deps: Deps, body: dict[str, Any]) -> Call:
     fields = deps.sealer.open(form_scope(str(claimed)), view.get("private_metadata")) if claimed else None
     if fields is None or fields.get("channel") != claimed:
         raise UnsealedError("form")
-    text = submission_text((view.get("state") or {}).get("values") or {})
+    values = (view.get("state") or {}).get("values") or {}
+    # The label as typed (several words included) meets the guard before anything joins or parses it.
+    label = deps.settings.check_patient_label(patient_value(values))
+    text = submission_text(values, patient=label)
+    # "Other findings" is free /crs text and may name the patient too: the guard sees that as well.
     return Call(channel=str(claimed), user=user, text=text, trigger_id=body.get("trigger_id"),
-                patient=patient_named(text))
+                patient=label or patient_named(text))
 
 
 def _channel_named(body: dict[str, Any]) -> str:

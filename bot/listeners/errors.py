@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 
+from bot.commands import COMMAND_WORDS
 from bot.errors import Refusal
 from bot.handlers.deps import Deps
 from grading.errors import CrsbotError, InputError, PatientLabelError
+from grading.privacy import REFUSED_MARKER
 from messages.blocks import render_ephemeral
 from messages.ids import FormField
 
@@ -51,9 +54,25 @@ def form_errors(error: CrsbotError) -> dict[str, Any]:
     return {"response_action": "errors", "errors": {field_for(error): error.user_message()[:300]}}
 
 
+# Set by the first custom middleware, which Bolt runs only after its own signature check passed
+# (HTTP) or for a Socket Mode envelope (authenticated by the app token). No mark, no reply.
+VERIFIED = "crsbot_verified"
+
+
 def register(app: App, deps: Deps) -> None:
+    @app.middleware
+    def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
+        context[VERIFIED] = True
+        next()
+
     @app.error
-    def on_error(error: Exception, body: dict[str, Any], respond: Any, logger: logging.Logger) -> BoltResponse:
+    def on_error(error: Exception, body: dict[str, Any], respond: Any, context: BoltContext,
+                 logger: logging.Logger) -> BoltResponse:
+        if not (context or {}).get(VERIFIED):
+            # Never answer, post for, or audit a request nobody has verified: its response_url,
+            # channel and text are the sender's choice. One line, no traceback, no contents.
+            log.warning("refused a request that failed before verification (%s)", type(error).__name__)
+            return BoltResponse(status=401, body="")
         reply = reply_for(error)
         if isinstance(error, Refusal):
             # Refusals are audited by kind only: what was typed or clicked may name a patient.
@@ -62,8 +81,7 @@ def register(app: App, deps: Deps) -> None:
                              detail={"reason": error.reason, "entry": _entry(body)})
         elif isinstance(error, CrsbotError):
             logger.info("user error: %s", type(error).__name__)
-            deps.store.audit("failure", _channel(body), _user(body),
-                             detail={"error": type(error).__name__, "text": str(body.get("text", ""))[:500]})
+            deps.store.audit("failure", _channel(body), _user(body), detail=failure_detail(error, body, deps))
         if _is_form(body) and isinstance(error, (Refusal, PatientLabelError)):
             # Raised by the middleware, before the ack: the form stays open and says why.
             return BoltResponse(status=200, body=json.dumps(form_errors(error)),
@@ -76,6 +94,19 @@ def register(app: App, deps: Deps) -> None:
         except Exception:  # noqa: BLE001 - reporting must never raise into Bolt
             log.exception("could not tell the user about an error")
         return BoltResponse(status=200, body="")
+
+
+def failure_detail(error: CrsbotError, body: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """What the audit keeps of a failure: the kind of error and the command with every value that
+    fails the label guard replaced by a marker. A refused label itself is never kept, only why."""
+    detail: dict[str, Any] = {"error": type(error).__name__}
+    if isinstance(error, PatientLabelError):
+        detail.update(patient=REFUSED_MARKER, reason=error.reason)
+    elif isinstance(error, InputError) and error.key:
+        detail["key"] = error.key
+    if body.get("text"):
+        detail["text"] = deps.settings.redact(str(body["text"]), COMMAND_WORDS)[:500]
+    return detail
 
 
 def _is_form(body: dict[str, Any]) -> bool:

@@ -41,6 +41,7 @@ __all__ = [
     "HandoffRow",
     "OncallRow",
     "ReminderRow",
+    "SeenRequestRow",
     "UTCDateTime",
 ]
 
@@ -235,6 +236,17 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     patient_label: Mapped[str | None] = mapped_column(String(200))
     detail_json: Mapped[dict[str, Any]]
+
+
+class SeenRequestRow(Base):
+    """A signed Slack request already acted on (by its signature), kept for the replay window so a
+    replayed copy does nothing on any replica."""
+
+    __tablename__ = "seen_requests"
+    __table_args__ = (Index("ix_seen_requests_seen_at", "seen_at"),)
+
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime]
 
 
 class HandoffRow(Base):
