@@ -225,7 +225,7 @@ class ReminderEngine:
         self._lifecycle = threading.Lock()
         self._tick_lock = threading.Lock()
         self._unrecorded: list[tuple[str, datetime, list[Outcome], list[Booking]]] = []
-        self.outage = OutageLog(log, "reminder engine")
+        self.outage = OutageLog(log, "reminder tick")
         # Other once-across-replicas work driven by the same loop (the scheduled handoff).
         self.tick_hooks: list[Callable[[], object]] = []
 
