@@ -1368,6 +1368,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "FakeSlack/1"
     protocol_version = "HTTP/1.1"  # keep-alive, as Slack's API servers do
+    # Headers and body go out as two writes: with Nagle on, a kept-alive client waits ~40 ms for the
+    # second (delayed ACK), which no real Slack server imposes.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()
