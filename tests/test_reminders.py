@@ -17,6 +17,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from bot.clock import ManualClock
 from bot.episodes.engine import DueReminder, ReminderEngine, format_intervals, parse_intervals
@@ -26,6 +27,7 @@ from bot.storage.kinds import ReminderStatus
 from bot.storage.db import make_engine
 from tests.db_fixtures import (  # noqa: F401  (fixtures)
     CLOCK_START,
+    _truncate_postgres,
     clock,
     db_engine,
     db_url,
@@ -435,6 +437,56 @@ def test_one_tick_drains_every_due_episode_not_just_one_batch(
     assert sorted(d.episode.id for d in posted) == sorted(e.id for e in episodes)
     assert len(slack.posts) == 23
     assert engine.tick() == []
+
+
+def test_a_batch_boundary_never_splits_an_episode_into_two_posts(
+    store: Store, clock: ManualClock, slack: FakeSlack
+) -> None:
+    """Batches count episodes: three due reminders of one episode with a batch of 1 are still one post."""
+    engine = make_reminder_engine(store, clock, slack, batch_size=1)
+    first = store.record_assessment(CH, "bed3", "iv", "crs", {}, {}, 2, "astct-2019", "1.0.0", "U1").episode
+    other = store.record_assessment(CH, "bed4", "iv", "crs", {}, {}, 2, "astct-2019", "1.0.0", "U1").episode
+    assert first is not None and other is not None
+    ids = {store.schedule_reminder(first.id, "reassess", T0 - timedelta(hours=1)).id,
+           store.schedule_reminder(first.id, "escalation", T0 - timedelta(minutes=20)).id,
+           store.schedule_reminder(first.id, "reassess", T0 - timedelta(minutes=3)).id}
+    later = store.schedule_reminder(other.id, "reassess", T0 - timedelta(minutes=30)).id
+    posted = engine.tick()
+    assert [d.episode.id for d in posted] == [first.id, other.id]  # earliest due episode first
+    assert {posted[0].reminder.id, *(m.id for m in posted[0].merged)} == ids
+    assert posted[1].reminder.id == later and len(slack.posts) == 2
+
+
+@pytest.mark.postgres
+def test_an_episode_held_by_another_claimer_is_skipped_whole(pg_module_url: str, clock: ManualClock) -> None:
+    """While one replica's claim holds an episode, another replica takes none of its rows.
+
+    (Row-level SKIP LOCKED alone let a second replica take the rows the first had not locked yet,
+    and the episode was posted twice; CI caught it once in 1,170 runs.)
+    """
+    _truncate_postgres(pg_module_url)
+    db = make_engine(pg_module_url)
+    try:
+        store = Store(db, clock)
+        held = store.record_assessment(CH, "bed5", "iv", "crs", {}, {}, 3, "astct-2019", "1.0.0", "U1").episode
+        free = store.record_assessment(CH, "bed6", "iv", "crs", {}, {}, 3, "astct-2019", "1.0.0", "U1").episode
+        assert held is not None and free is not None
+        for minutes in (30, 20, 10):
+            store.schedule_reminder(held.id, "reassess", T0 - timedelta(minutes=minutes))
+        free_id = store.schedule_reminder(free.id, "reassess", T0 - timedelta(minutes=5)).id
+        engine = make_reminder_engine(store, clock, FakeSlack(), replica="r2")
+        with db.connect() as other:  # replica r1, mid-claim: it has locked the episode
+            other.execute(text("SELECT id FROM episodes WHERE id = :id FOR UPDATE"), {"id": held.id})
+            token = "t" * 32
+            batch = engine.repo.claim_batch("r2", token, T0, T0 + timedelta(minutes=2), 10)
+            assert batch is not None
+            assert [r.id for r in batch.reminders] == [free_id]
+            other.rollback()
+        batch = engine.repo.claim_batch("r2", "u" * 32, T0, T0 + timedelta(minutes=2), 10)
+        assert batch is not None and {r.episode_id for r in batch.reminders} == {held.id}
+        assert len(batch.reminders) == 3
+    finally:
+        db.dispose()
 
 
 def test_stale_claim_of_a_dead_replica_is_delivered_once(

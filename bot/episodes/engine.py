@@ -286,7 +286,7 @@ class ReminderEngine:
                     return posted
                 self.observer.queue_depth(len(batch.reminders))
                 posted += self._run_batch(batch)
-                if len(batch.reminders) < self.batch_size:
+                if len({r.episode_id for r in batch.reminders}) < self.batch_size:
                     return posted
 
     def _groups(self, batch: ClaimedBatch) -> list[list[Reminder]]:

@@ -4,8 +4,8 @@ Episodes, reminder bookings and answers, and the on-call chain are what commands
 (`EpisodeRepository`, `BookingRepository`, `OncallRepository`, composed into `Store`). Delivery is the
 engine's (`ReminderRepository`): the engine decides what happens to a claimed reminder (post, reconcile, retry, give up) and what
 to book next (the policy's answer); this module only makes those decisions durable, batch-wise:
-one statement claims a batch (`UPDATE ... RETURNING`, with `FOR UPDATE SKIP LOCKED` on PostgreSQL
-so replicas take disjoint batches), one transaction records a batch's outcomes. Every claim gets a
+one statement claims a batch of episodes (`UPDATE ... RETURNING`, with `FOR UPDATE SKIP LOCKED` on
+PostgreSQL so replicas take disjoint episodes), one transaction records a batch's outcomes. Every claim gets a
 fresh token; an outcome is recorded only for rows that still carry that token (fencing), so a
 claim that was taken over can never be completed by its former holder.
 """
@@ -93,20 +93,35 @@ class ReminderRepository:
 
     def claim_batch(self, replica_id: str, token: str, now: datetime, lease_until: datetime,
                     limit: int, due_by: datetime | None = None) -> ClaimedBatch | None:
-        """Claim up to `limit` reminders due by `due_by` (default `now`) or lease-expired, with one
-        UPDATE; None if nothing is due.
+        """Claim every due (by `due_by`, default `now`) or lease-expired reminder of up to `limit`
+        episodes, earliest due first, with one UPDATE; None if nothing is due.
 
+        The unit is the episode, not the row: an episode's due reminders always go to one claimer,
+        so they become one post. On PostgreSQL the episodes are locked `FOR UPDATE SKIP LOCKED`
+        (replicas take disjoint episodes; row-level SKIP LOCKED alone let two replicas split one
+        episode's rows between them and post it twice) and the claimable test is repeated in the
+        UPDATE itself, so a row another replica claimed meanwhile is re-checked and left alone.
         A taken-over claim (status was already 'claimed') is flagged maybe_posted: its holder may
         have posted before it died or lost the database.
         """
         now, lease_until = as_utc(now), as_utc(lease_until)
-        pick = (select(ReminderRow.id).where(self._claimable(now, as_utc(due_by or now)))
-                .order_by(ReminderRow.due_at, ReminderRow.id).limit(limit))
+        claimable = self._claimable(now, as_utc(due_by or now))
+        earliest = (select(ReminderRow.episode_id).where(claimable).group_by(ReminderRow.episode_id)
+                    .order_by(func.min(ReminderRow.due_at), ReminderRow.episode_id))
         if self._pg:
-            pick = pick.with_for_update(skip_locked=True)
+            # Candidates beyond `limit` let a second replica find unlocked episodes to take.
+            episodes = (select(EpisodeRow.id).where(EpisodeRow.id.in_(earliest.limit(limit * 4).scalar_subquery()))
+                        .limit(limit).with_for_update(skip_locked=True))
+            pick: Any = (select(ReminderRow.id)
+                         .where(claimable, ReminderRow.episode_id.in_(episodes.scalar_subquery()))
+                         .with_for_update(of=ReminderRow, skip_locked=True).scalar_subquery())
+        else:  # SQLite: one writer at a time, so the statement alone is atomic
+            pick = (select(ReminderRow.id)
+                    .where(claimable, ReminderRow.episode_id.in_(earliest.limit(limit).scalar_subquery()))
+                    .scalar_subquery())
         stmt = (
             update(ReminderRow)
-            .where(ReminderRow.id.in_(pick.scalar_subquery()))
+            .where(ReminderRow.id.in_(pick), claimable)
             .values(status=ReminderStatus.CLAIMED, claim_token=token, claimed_by=replica_id, claimed_at=now,
                     lease_until=lease_until, attempts=ReminderRow.attempts + 1,
                     maybe_posted=or_(ReminderRow.maybe_posted, ReminderRow.status == ReminderStatus.CLAIMED))
