@@ -221,10 +221,8 @@ class _StateCollector(Collector):
             up.add_metric([], 1)
             ping.add_metric([], time.perf_counter() - started)
             now = as_utc(self.store.clock.now())
-            pending = self.store.reminders(status="pending")
-            queue.add_metric(["pending"], len(pending))
-            queue.add_metric(["overdue"], sum(1 for r in pending if as_utc(r.due_at) <= now))
-            queue.add_metric(["claimed"], len(self.store.reminders(status="claimed")))
+            for state, count in self.store.queue_counts(now).items():
+                queue.add_metric([state], count)
         except Exception:  # noqa: BLE001 - a scrape reports the database as down, it does not fail
             log.warning("metrics: database check failed", exc_info=True)
             up.add_metric([], 0)

@@ -71,3 +71,37 @@ def test_dispatch_audits_exactly_the_entries_marked_audited(deps: Deps) -> None:
     assert dispatch(deps, Call("C0CMD1", "U1", "temp=39 sbp=85 pressor=1")) is None
     actions = [(e.action, e.detail.get("command")) for e in deps.store.iter_audit()]
     assert actions == [("command", "status"), ("grade", None)]
+
+
+def _statements(deps: Deps, text: str, channel: str) -> int:
+    """SQL statements one dispatch of `text` in `channel` runs."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(deps.store.engine, "before_cursor_execute", count)
+    try:
+        assert dispatch(deps, Call(channel, "U1", text)) is not None
+    finally:
+        event.remove(deps.store.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_status_costs_the_same_queries_for_3_or_15_patients(deps: Deps) -> None:
+    """`/crs status` once read every episode's reminders one query each (and, on SQLite, through the
+    (status, due_at) index, i.e. every pending reminder of the whole site): 350 ms a call at 10,000
+    pending reminders. Each patient's next reminder now comes from one grouped query."""
+    from datetime import timedelta
+
+    for channel, patients in (("C0FEW", 3), ("C0MANY", 15)):
+        for k in range(patients):
+            episode = deps.store.record_assessment(channel, f"bed{k}", "iv", "crs", {}, {}, 2, "astct-2019", "1",
+                                                   "U1").episode
+            assert episode is not None
+            deps.store.schedule_reminder(episode.id, "reassess", deps.store.clock.now() + timedelta(hours=k + 1))
+    assert _statements(deps, "status", "C0FEW") == _statements(deps, "status", "C0MANY")
+    due = deps.store.next_due([e.id for e in deps.store.open_episodes("C0MANY")])
+    assert len(due) == 15 and min(due.values()) - deps.store.clock.now() <= timedelta(hours=1, seconds=1)

@@ -494,12 +494,40 @@ class BookingRepository(Repository):
     def reminders(self, episode_id: int | None = None, status: str | None = None) -> list[Reminder]:
         """Reminders (optionally of one episode / in one status) ordered by due time."""
         with self._tx() as session:
-            stmt = select(ReminderRow).order_by(ReminderRow.due_at, ReminderRow.id)
+            stmt = select(ReminderRow)
             if episode_id is not None:
+                # Sorted here, not in SQL: an ORDER BY due_at lets SQLite pick the (status, due_at) index
+                # and walk every pending reminder of every episode instead of this episode's few.
                 stmt = stmt.where(ReminderRow.episode_id == episode_id)
+            else:
+                stmt = stmt.order_by(ReminderRow.due_at, ReminderRow.id)
             if status is not None:
                 stmt = stmt.where(ReminderRow.status == status)
-            return [Reminder.of(r) for r in session.scalars(stmt)]
+            found = [Reminder.of(r) for r in session.scalars(stmt)]
+            return sorted(found, key=lambda r: (r.due_at, r.id)) if episode_id is not None else found
+
+    def next_due(self, episode_ids: Collection[int], kind: ReminderKind | None = None) -> dict[int, datetime]:
+        """Each episode's earliest pending reminder (of `kind`, if given), in one query: for lists of
+        episodes (status, App Home), which must not cost a query per patient."""
+        if not episode_ids:
+            return {}
+        with self._tx() as session:
+            stmt = (select(ReminderRow.episode_id, func.min(ReminderRow.due_at))
+                    .where(ReminderRow.episode_id.in_(list(episode_ids)), ReminderRow.status == ReminderStatus.PENDING)
+                    .group_by(ReminderRow.episode_id))
+            if kind is not None:
+                stmt = stmt.where(ReminderRow.kind == kind)
+            return {episode_id: as_utc(due) for episode_id, due in session.execute(stmt)}
+
+    def queue_counts(self, now: datetime) -> dict[str, int]:
+        """How many reminders are pending, overdue (pending and past due) and claimed: counted in SQL."""
+        with self._tx() as session:
+            pending, overdue, claimed = session.execute(select(
+                func.count().filter(ReminderRow.status == ReminderStatus.PENDING),
+                func.count().filter(ReminderRow.status == ReminderStatus.PENDING, ReminderRow.due_at <= as_utc(now)),
+                func.count().filter(ReminderRow.status == ReminderStatus.CLAIMED),
+            ).where(ReminderRow.status.in_([ReminderStatus.PENDING, ReminderStatus.CLAIMED]))).one()
+            return {"pending": int(pending), "overdue": int(overdue), "claimed": int(claimed)}
 
     def cancel_reminder(self, reminder_id: int) -> bool:
         """Cancel one pending reminder; False if it was not pending (already posted, claimed or gone)."""

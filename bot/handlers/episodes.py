@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bot.episodes.picture import post_timeline
 from bot.errors import NoEpisodeError
 from bot.settings import parse_duration
-from bot.storage.kinds import ReminderKind, ReminderStatus
+from bot.storage.kinds import ReminderKind
 from bot.slack.sender import DeliveryError
 from bot.handlers.deps import Call, Deps, Payload
 from grading.errors import InputError
@@ -46,11 +46,9 @@ def patient_of(call: Call, command: str) -> str:
 
 
 def status(deps: Deps, call: Call) -> Payload:
-    rows = []
-    for ep in deps.store.open_episodes(call.channel):
-        pending = [r.due_at for r in deps.store.reminders(episode_id=ep.id, status=ReminderStatus.PENDING)
-                   if r.kind == ReminderKind.REASSESS]
-        rows.append((ep, min(pending, default=None)))
+    episodes = deps.store.open_episodes(call.channel)
+    due = deps.store.next_due([ep.id for ep in episodes], ReminderKind.REASSESS)
+    rows = [(ep, due.get(ep.id)) for ep in episodes]
     return status_message(rows, describe_chain(deps, deps.store.get_oncall(call.channel)), deps.settings.zone)
 
 

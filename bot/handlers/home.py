@@ -45,10 +45,8 @@ class HomeTab:
             episodes = store.open_episodes(channel)
             if not episodes:
                 continue
-            rows = []
-            for ep in episodes:
-                pending = [r.due_at for r in store.reminders(episode_id=ep.id, status="pending")]
-                rows.append((ep, min(pending, default=None)))
+            due = store.next_due([ep.id for ep in episodes])
+            rows = [(ep, due.get(ep.id)) for ep in episodes]
             oncall = store.get_oncall(channel)
             homes.append(ChannelHome(channel, oncall.target if oncall else None, tuple(rows)))
         refs = [book.ref for book in self.deps.rulebooks.values()]
