@@ -22,6 +22,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,22 @@ EVENT_TYPE = "crsbot_reminder"
 """Slack message metadata event_type of every reminder post; its payload names the reminder ids."""
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Posted:
+    """A posted batch, waiting to be recorded."""
+
+    outcomes: list[Outcome]
+    bookings: list[Booking]
+    posted: list[DueReminder]
+
+
+@dataclass
+class _Pause:
+    """Until when Slack asked this batch to stop posting (Retry-After), once it did."""
+
+    until: datetime | None = None
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 _INTERVAL_PART = re.compile(r"(?P<grade>\d+)\s*=\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[a-zA-Z]*)")
@@ -196,6 +213,7 @@ class ReminderEngine:
         max_attempts: int = 5,
         max_idle: float = 1.0,
         batch_size: int = 100,
+        post_workers: int = 4,
         lead: timedelta = timedelta(0),
         observer: EngineObserver | None = None,
     ) -> None:
@@ -215,6 +233,8 @@ class ReminderEngine:
         self.max_attempts = max_attempts
         self.max_idle = max_idle
         self.batch_size = batch_size
+        self.post_workers = post_workers
+        self._posters: ThreadPoolExecutor | None = None
         # Claim this far ahead of the due time, then post at the due time itself: the claim's database
         # round trip (and any wait for SQLite's write lock behind /crs traffic) stays out of the lateness.
         self.lead = lead
@@ -279,15 +299,14 @@ class ReminderEngine:
             posted: list[DueReminder] = []
             while True:
                 now = as_utc(self.clock.now())
-                token = secrets.token_hex(16)
-                batch = self.repo.claim_batch(self.replica_id, token, now, now + self.lease, self.batch_size,
-                                              due_by=now + self.lead)
+                batch = self.repo.claim_batch(self.replica_id, secrets.token_hex(16), now, now + self.lease,
+                                              self.batch_size, due_by=now + self.lead)
                 if batch is None:
                     return posted
                 self.observer.queue_depth(len(batch.reminders))
-                posted += self._run_batch(batch)
-                if len({r.episode_id for r in batch.reminders}) < self.batch_size:
-                    return posted
+                posted += self._record_batch(batch, self._post_batch(batch))
+                if len(batch.reminders) < self.batch_size:
+                    return posted  # fewer rows than asked for: nothing more was due
 
     def _groups(self, batch: ClaimedBatch) -> list[list[Reminder]]:
         """One post per episode for its cadence (reassess + escalations), one per other kind."""
@@ -297,40 +316,67 @@ class ReminderEngine:
             groups.setdefault((r.episode_id, "cadence" if kind.is_cadence else str(kind)), []).append(r)
         return list(groups.values())
 
-    def _run_batch(self, batch: ClaimedBatch) -> list[DueReminder]:
+    def _post_batch(self, batch: ClaimedBatch) -> _Posted:
+        """Post a claimed batch; the outcomes are recorded (in one transaction) by `_record_batch`.
+
+        Groups already due go out `post_workers` at a time, each worker on its own kept-alive
+        connection (a catch-up after a restart runs at Slack's pace, not one round trip at a time);
+        a group claimed ahead of its due time is posted at that time, not before."""
         outcomes: list[Outcome] = []
         bookings: list[Booking] = []
         posted: list[DueReminder] = []
-        paused_until: datetime | None = None  # Slack said Retry-After: hand the rest back untried
+        pause = _Pause()  # Slack said Retry-After: hand the rest back untried
+        ready: list[DueReminder] = []
+
+        def flush() -> None:
+            for due, outcome in zip(ready, self._deliver_all(ready, pause), strict=True):
+                if outcome is None:
+                    continue  # the claim was lost (taken over): nothing of ours to record
+                outcomes.append(outcome)
+                if outcome.status == ReminderStatus.SENT:
+                    posted.append(due)
+                    # Whatever was booked for the episode while this post was in flight supersedes it.
+                    bookings.extend(Booking(due.episode.id, kind, at, step, (due.kind,))
+                                    for kind, at, step in self.policy.after_post(
+                                        due.kind, due.reminder.step, due.episode.current_grade, due.chain,
+                                        as_utc(self.clock.now())))
+            ready.clear()
+
         for group in self._groups(batch):
             episode = batch.episodes[group[0].episode_id]
             early = (min(r.due_at for r in group) - as_utc(self.clock.now())).total_seconds()
-            if early > 0 and paused_until is None:
+            if early > 0 and pause.until is None:
+                flush()
                 self._stop.wait(early)  # claimed within the lead: post at the due time, not before
             now = as_utc(self.clock.now())
             if episode.status != EpisodeStatus.OPEN and ReminderKind(group[0].kind).is_cadence:
                 outcomes.append(Outcome(tuple(r.id for r in group), ReminderStatus.CANCELLED))
                 continue
             chain = self.policy.chain(batch.chains.get(episode.channel_id), batch.last_assessor.get(episode.id))
-            due = self._due(episode, group, now, chain, batch.token)
-            if paused_until is not None:
-                outcomes.append(self._release(due, paused_until, None, count_attempt=False))
-                continue
+            ready.append(self._due(episode, group, now, chain, batch.token))
+        flush()
+        return _Posted(outcomes, bookings, posted)
+
+    def _record_batch(self, batch: ClaimedBatch, result: _Posted) -> list[DueReminder]:
+        self._record(batch.token, as_utc(self.clock.now()), result.outcomes, result.bookings)
+        return result.posted
+
+    def _deliver_all(self, dues: Sequence[DueReminder], pause: _Pause) -> list[Outcome | None]:
+        def one(due: DueReminder) -> Outcome | None:
+            if pause.until is not None:
+                return self._release(due, pause.until, None, count_attempt=False)
             outcome = self._deliver(due)
-            if outcome is None:
-                continue  # the claim was lost (taken over): nothing of ours to record
-            outcomes.append(outcome)
-            if outcome.status == ReminderStatus.SENT:
-                posted.append(due)
-                # Whatever was booked for the episode while this post was in flight supersedes it.
-                superseded_by = (due.kind,)
-                bookings += [Booking(episode.id, kind, at, step, superseded_by)
-                             for kind, at, step in self.policy.after_post(due.kind, due.reminder.step,
-                                                                          episode.current_grade, chain, now)]
-            elif outcome.retry_at is not None and not outcome.count_attempt:
-                paused_until = outcome.retry_at
-        self._record(batch.token, as_utc(self.clock.now()), outcomes, bookings)
-        return posted
+            if outcome is not None and outcome.retry_at is not None and not outcome.count_attempt:
+                pause.until = outcome.retry_at
+            return outcome
+
+        if len(dues) < 2 or self.post_workers < 2:
+            return [one(due) for due in dues]
+        with self._lifecycle:
+            if self._posters is None:
+                self._posters = ThreadPoolExecutor(self.post_workers, thread_name_prefix="crsbot-post")
+            posters = self._posters
+        return list(posters.map(one, dues))
 
     @staticmethod
     def _due(episode: Episode, group: Sequence[Reminder], now: datetime, chain: Chain, token: str) -> DueReminder:
@@ -512,6 +558,10 @@ class ReminderEngine:
         if wait:
             for thread in threads:
                 thread.join(timeout=timeout)
+        with self._lifecycle:
+            posters, self._posters = self._posters, None
+        if posters is not None:
+            posters.shutdown(wait=wait)
 
     @property
     def running(self) -> bool:

@@ -12,12 +12,12 @@ claim that was taken over can never be completed by its former holder.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, true, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -84,17 +84,16 @@ class ReminderRepository:
     # ------------------------------------------------------------------ claim
 
     @staticmethod
-    def _claimable(now: datetime, due_by: datetime) -> Any:
+    def _claimable(now: datetime, due_by: datetime, status: Any = ReminderRow.status) -> Any:
         return or_(
-            and_(ReminderRow.status == ReminderStatus.PENDING, ReminderRow.due_at <= due_by),
-            and_(ReminderRow.status == ReminderStatus.CLAIMED,
-                 func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at) < now),
+            and_(status == ReminderStatus.PENDING, ReminderRow.due_at <= due_by),
+            and_(status == ReminderStatus.CLAIMED, func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at) < now),
         )
 
     def claim_batch(self, replica_id: str, token: str, now: datetime, lease_until: datetime,
                     limit: int, due_by: datetime | None = None) -> ClaimedBatch | None:
-        """Claim every due (by `due_by`, default `now`) or lease-expired reminder of up to `limit`
-        episodes, earliest due first, with one UPDATE; None if nothing is due.
+        """Claim every due (by `due_by`, default `now`) or lease-expired reminder of the episodes of the
+        `limit` earliest due reminders, with one UPDATE; None if nothing is due.
 
         The unit is the episode, not the row: an episode's due reminders always go to one claimer,
         so they become one post. On PostgreSQL the episodes are locked `FOR UPDATE SKIP LOCKED`
@@ -106,46 +105,62 @@ class ReminderRepository:
         """
         now, lease_until = as_utc(now), as_utc(lease_until)
         claimable = self._claimable(now, as_utc(due_by or now))
-        earliest = (select(ReminderRow.episode_id).where(claimable).group_by(ReminderRow.episode_id)
-                    .order_by(func.min(ReminderRow.due_at), ReminderRow.episode_id))
+        # Which episodes: those of the earliest due pending rows (a range of the (status, due_at) index,
+        # stopped at the limit: grouping every due row cost O(pending) per batch, O(n^2) for a catch-up),
+        # plus any whose claim has lapsed (few: a dead replica's batch at most).
+        first = (select(ReminderRow.episode_id)
+                 .where(ReminderRow.status == ReminderStatus.PENDING, ReminderRow.due_at <= as_utc(due_by or now))
+                 .order_by(ReminderRow.due_at, ReminderRow.id))
+        lapsed = select(ReminderRow.episode_id).where(
+            ReminderRow.status == ReminderStatus.CLAIMED,
+            func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at) < now)
         if self._pg:
             # Candidates beyond `limit` let a second replica find unlocked episodes to take.
-            episodes = (select(EpisodeRow.id).where(EpisodeRow.id.in_(earliest.limit(limit * 4).scalar_subquery()))
-                        .limit(limit).with_for_update(skip_locked=True))
+            candidates = or_(EpisodeRow.id.in_(first.limit(limit * 4).scalar_subquery()),
+                             EpisodeRow.id.in_(lapsed.scalar_subquery()))
+            episodes = select(EpisodeRow.id).where(candidates).limit(limit).with_for_update(skip_locked=True)
             pick: Any = (select(ReminderRow.id)
                          .where(claimable, ReminderRow.episode_id.in_(episodes.scalar_subquery()))
                          .with_for_update(of=ReminderRow, skip_locked=True).scalar_subquery())
+            recheck: Any = claimable  # re-evaluated on rows another replica changed meanwhile
         else:  # SQLite: one writer at a time, so the statement alone is atomic
+            # Driven from the episode list (the (episode_id, status) index). The due test reads the status as
+            # `status || ''`, which no index serves: otherwise SQLite's planner walks every due row of the
+            # site through the (status, due_at) index and tests each against the list.
+            episodes = union(first.limit(limit).subquery().select(), lapsed)
+            unindexed = self._claimable(now, as_utc(due_by or now), ReminderRow.status.concat(""))
             pick = (select(ReminderRow.id)
-                    .where(claimable, ReminderRow.episode_id.in_(earliest.limit(limit).scalar_subquery()))
+                    .where(ReminderRow.episode_id.in_(episodes.scalar_subquery()), unindexed)
                     .scalar_subquery())
+            recheck = true()
+        # Core rows, not ORM objects: a catch-up claims thousands, and the identity map cost half the claim.
+        r, e = ReminderRow.__table__.c, EpisodeRow.__table__.c
         stmt = (
-            update(ReminderRow)
-            .where(ReminderRow.id.in_(pick), claimable)
-            .values(status=ReminderStatus.CLAIMED, claim_token=token, claimed_by=replica_id, claimed_at=now,
-                    lease_until=lease_until, attempts=ReminderRow.attempts + 1,
-                    maybe_posted=or_(ReminderRow.maybe_posted, ReminderRow.status == ReminderStatus.CLAIMED))
-            .returning(ReminderRow)
-            .execution_options(synchronize_session=False)
+            update(ReminderRow.__table__)
+            .where(r.id.in_(pick), recheck)
+            .values(status=ReminderStatus.CLAIMED.value, claim_token=token, claimed_by=replica_id, claimed_at=now,
+                    lease_until=lease_until, attempts=r.attempts + 1,
+                    maybe_posted=or_(r.maybe_posted, r.status == ReminderStatus.CLAIMED.value))
+            .returning(*ReminderRow.__table__.c)
         )
         with self._sessions.begin() as session:
-            rows = sorted(session.scalars(stmt).all(), key=lambda r: (r.due_at, r.id))
+            rows = sorted(session.execute(stmt).all(), key=lambda row: (row.due_at, row.id))
             if not rows:
                 return None
-            reminders = tuple(Reminder.of(r) for r in rows)
-            episode_ids = sorted({r.episode_id for r in reminders})
-            episodes = {e.id: Episode.of(e) for e in session.scalars(
-                select(EpisodeRow).where(EpisodeRow.id.in_(episode_ids)))}
-            channels = sorted({e.channel_id for e in episodes.values()})
+            reminders = tuple(Reminder.of(row) for row in rows)  # type: ignore[arg-type]
+            episode_ids = sorted({row.episode_id for row in reminders})
+            episodes = {row.id: Episode.of(row) for row in session.execute(  # type: ignore[arg-type]
+                select(EpisodeRow.__table__).where(e.id.in_(episode_ids)))}
+            channels = sorted({ep.channel_id for ep in episodes.values()})
             chains = {o.channel_id: Oncall.of(o) for o in session.scalars(
                 select(OncallRow).where(OncallRow.channel_id.in_(channels)))}
-            unset = [e.id for e in episodes.values() if e.channel_id not in chains]
+            unset = [ep.id for ep in episodes.values() if ep.channel_id not in chains]
             last: dict[int, str] = {}
             if unset:
-                for episode_id, user_id in session.execute(
-                        select(AssessmentRow.episode_id, AssessmentRow.user_id)
-                        .where(AssessmentRow.episode_id.in_(unset))
-                        .order_by(AssessmentRow.created_at, AssessmentRow.id)):
+                a = AssessmentRow.__table__.c
+                latest = (select(func.max(a.id)).where(a.episode_id.in_(unset)).group_by(a.episode_id)
+                          .scalar_subquery())
+                for episode_id, user_id in session.execute(select(a.episode_id, a.user_id).where(a.id.in_(latest))):
                     last[episode_id] = user_id
             return ClaimedBatch(token, reminders, episodes, chains, last)
 
@@ -242,23 +257,16 @@ class ReminderRepository:
                             attempts=r.attempts - bindparam("undo"), claim_token=None, claimed_by=None,
                             lease_until=None),
                     other)
+            by_kinds: dict[tuple[ReminderKind, ...], list[int]] = {}
             for episode_id, kinds in cancel:
-                self.cancel_pending(session, episode_id, kinds)
+                by_kinds.setdefault(kinds, []).append(episode_id)
+            for kinds, episode_ids in by_kinds.items():  # one statement per batch, not per post
+                Repository._cancel_pending(session, episode_ids, [str(k) for k in kinds])
             if bookings:
                 self._book(session, [b for b in bookings if b.episode_id in kept_episodes], now)
             if audits:
                 session.execute(insert(AuditRow), audits)
             return held
-
-    @staticmethod
-    def cancel_pending(session: Session, episode_id: int, kinds: Iterable[ReminderKind]) -> int:
-        return int(session.execute(
-            update(ReminderRow)
-            .where(ReminderRow.episode_id == episode_id, ReminderRow.status == ReminderStatus.PENDING,
-                   ReminderRow.kind.in_([str(k) for k in kinds]))
-            .values(status=ReminderStatus.CANCELLED)
-            .execution_options(synchronize_session=False)
-        ).rowcount)  # type: ignore[attr-defined]
 
     def _book(self, session: Session, bookings: Sequence[Booking], now: datetime) -> None:
         if not bookings:

@@ -148,13 +148,15 @@ class Repository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
-    def _cancel_pending(session: Session, episode_id: int, kinds: Collection[str]) -> int:
+    def _cancel_pending(session: Session, episode_ids: int | Collection[int], kinds: Collection[str]) -> int:
+        """Cancel the pending reminders of `kinds` of one episode or of many (one statement either way)."""
         if not kinds:
             return 0
+        ids = [episode_ids] if isinstance(episode_ids, int) else list(episode_ids)
         stmt = (
             update(ReminderRow)
             .where(
-                ReminderRow.episode_id == episode_id,
+                ReminderRow.episode_id.in_(ids),
                 ReminderRow.status == ReminderStatus.PENDING,
                 ReminderRow.kind.in_(list(kinds)),
             )
