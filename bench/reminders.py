@@ -631,7 +631,17 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     try:
         progress("populating %d episodes / reminders across %d channels ..." % (plan.reminders, plan.channels))
         workers = args.populate_workers or (1 if url.startswith("sqlite") else 2)
-        out["populate"] = populate(url, plan, workers)
+        cached = Path(args.populated) if args.populated and url.startswith("sqlite") else None
+        if cached is not None and cached.exists():  # the same plan, populated by an earlier run
+            import shutil
+            shutil.copyfile(cached, url.removeprefix("sqlite:///"))
+            out["populate"] = {"episodes": plan.reminders, "pending_reminders": plan.reminders, "seconds": 0.0,
+                               "workers": 0, "episodes_per_s": 0.0, "reused": str(cached)}
+        else:
+            out["populate"] = populate(url, plan, workers)
+            if cached is not None:
+                import shutil
+                shutil.copyfile(url.removeprefix("sqlite:///"), cached)
 
         progress("crsbot: on-time window (%gs, /crs traffic in the second half) ..." % plan.window)
         out["crsbot_on_time"] = run_child(crsbot_child, {**common, "mode": "on_time"},
@@ -772,6 +782,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--populate-workers", type=int, default=0,
                         help="processes opening the episodes (default: 1 on SQLite, 2 on PostgreSQL)")
+    parser.add_argument("--populated", metavar="FILE",
+                        help="SQLite only: reuse this populated database if it exists (same --reminders, "
+                             "--channels, --window, --due-rate and --seed), else populate and save it there")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     out = bench(args)

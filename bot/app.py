@@ -3,6 +3,7 @@ engine. `serve` (HTTP or Socket Mode) and `console` both start from `build_runti
 
 from __future__ import annotations
 
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ class Runtime:
     handoffs: HandoffScheduler | None = None
 
     def start_scheduler(self) -> None:
+        # What start-up built lives as long as the process: keep it out of the collector's full passes,
+        # which otherwise walk it all (a 200 ms pause seen on the first on-time reminders).
+        gc.freeze()
         self.reminders.start()
 
     def close(self) -> None:

@@ -656,6 +656,29 @@ def test_start_ticks_in_the_background_until_shutdown(store: Store, clock: Manua
     assert [p.reminder.episode_id for p in slack.posts] == [episode.id]
 
 
+def test_shutdown_hands_back_what_was_claimed_ahead_and_never_posts_it_early(
+    store: Store, clock: ManualClock, slack: FakeSlack
+) -> None:
+    """The engine claims up to its lead ahead and waits for the due time; stopping during that wait
+    used to post the waiting reminder at once, minutes early. It goes back to pending, as booked."""
+    engine = make_reminder_engine(store, clock, slack, lead=timedelta(minutes=5), max_idle=0.05)
+    episode = graded(store, engine, "Bed 15", 4)  # reassess due in 30 min
+    clock.advance(timedelta(minutes=27))  # due in 3 min: inside the lead, so claimed and waited for
+    (due,) = [r for r in store.reminders(episode.id, "pending")]
+    engine.start()
+    try:
+        deadline = time.monotonic() + 10
+        while store.get_reminder(due.id).status != ReminderStatus.CLAIMED:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the engine never claimed the reminder within its lead"
+            time.sleep(0.01)
+    finally:
+        engine.shutdown()
+    after = store.get_reminder(due.id)
+    assert after is not None
+    assert slack.posts == []
+    assert (after.status, after.due_at, after.attempts) == (ReminderStatus.PENDING, due.due_at, due.attempts)
+
+
 # ------------------------------------------------------------------- wake-ups
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import heapq
 import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -235,6 +237,7 @@ class ReminderEngine:
         self.batch_size = batch_size
         self.post_workers = post_workers
         self._posters: ThreadPoolExecutor | None = None
+        self._database: ThreadPoolExecutor | None = None
         # Claim this far ahead of the due time, then post at the due time itself: the claim's database
         # round trip (and any wait for SQLite's write lock behind /crs traffic) stays out of the lateness.
         self.lead = lead
@@ -293,20 +296,10 @@ class ReminderEngine:
     # -------------------------------------------------------------------- tick
 
     def tick(self) -> list[DueReminder]:
-        """Claim and post everything due now, batch after batch; returns what was posted (or found posted)."""
+        """Claim and post everything due now (and within the lead), batch after batch; returns what was
+        posted (or found posted)."""
         with self._tick_lock:
-            self._record_unrecorded()
-            posted: list[DueReminder] = []
-            while True:
-                now = as_utc(self.clock.now())
-                batch = self.repo.claim_batch(self.replica_id, secrets.token_hex(16), now, now + self.lease,
-                                              self.batch_size, due_by=now + self.lead)
-                if batch is None:
-                    return posted
-                self.observer.queue_depth(len(batch.reminders))
-                posted += self._record_batch(batch, self._post_batch(batch))
-                if len(batch.reminders) < self.batch_size:
-                    return posted  # fewer rows than asked for: nothing more was due
+            return _Pump(self, rolling=False).run()
 
     def _groups(self, batch: ClaimedBatch) -> list[list[Reminder]]:
         """One post per episode for its cadence (reassess + escalations), one per other kind."""
@@ -316,50 +309,19 @@ class ReminderEngine:
             groups.setdefault((r.episode_id, "cadence" if kind.is_cadence else str(kind)), []).append(r)
         return list(groups.values())
 
-    def _post_batch(self, batch: ClaimedBatch) -> _Posted:
-        """Post a claimed batch; the outcomes are recorded (in one transaction) by `_record_batch`.
+    def _database_thread(self) -> ThreadPoolExecutor:
+        """Where the rolling pump records and claims, so that posting never waits for the database."""
+        with self._lifecycle:
+            if self._database is None:
+                self._database = ThreadPoolExecutor(1, thread_name_prefix="crsbot-claim")
+            return self._database
 
-        Groups already due go out `post_workers` at a time, each worker on its own kept-alive
-        connection (a catch-up after a restart runs at Slack's pace, not one round trip at a time);
-        a group claimed ahead of its due time is posted at that time, not before."""
-        outcomes: list[Outcome] = []
-        bookings: list[Booking] = []
-        posted: list[DueReminder] = []
-        pause = _Pause()  # Slack said Retry-After: hand the rest back untried
-        ready: list[DueReminder] = []
-
-        def flush() -> None:
-            for due, outcome in zip(ready, self._deliver_all(ready, pause), strict=True):
-                if outcome is None:
-                    continue  # the claim was lost (taken over): nothing of ours to record
-                outcomes.append(outcome)
-                if outcome.status == ReminderStatus.SENT:
-                    posted.append(due)
-                    # Whatever was booked for the episode while this post was in flight supersedes it.
-                    bookings.extend(Booking(due.episode.id, kind, at, step, (due.kind,))
-                                    for kind, at, step in self.policy.after_post(
-                                        due.kind, due.reminder.step, due.episode.current_grade, due.chain,
-                                        as_utc(self.clock.now())))
-            ready.clear()
-
-        for group in self._groups(batch):
-            episode = batch.episodes[group[0].episode_id]
-            early = (min(r.due_at for r in group) - as_utc(self.clock.now())).total_seconds()
-            if early > 0 and pause.until is None:
-                flush()
-                self._stop.wait(early)  # claimed within the lead: post at the due time, not before
-            now = as_utc(self.clock.now())
-            if episode.status != EpisodeStatus.OPEN and ReminderKind(group[0].kind).is_cadence:
-                outcomes.append(Outcome(tuple(r.id for r in group), ReminderStatus.CANCELLED))
-                continue
-            chain = self.policy.chain(batch.chains.get(episode.channel_id), batch.last_assessor.get(episode.id))
-            ready.append(self._due(episode, group, now, chain, batch.token))
-        flush()
-        return _Posted(outcomes, bookings, posted)
-
-    def _record_batch(self, batch: ClaimedBatch, result: _Posted) -> list[DueReminder]:
-        self._record(batch.token, as_utc(self.clock.now()), result.outcomes, result.bookings)
-        return result.posted
+    def _run_hooks(self) -> None:
+        for hook in self.tick_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - one hook must not stop reminders
+                log.exception("reminder engine hook %r failed", hook)
 
     def _deliver_all(self, dues: Sequence[DueReminder], pause: _Pause) -> list[Outcome | None]:
         def one(due: DueReminder) -> Outcome | None:
@@ -498,12 +460,9 @@ class ReminderEngine:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.tick()
-                for hook in self.tick_hooks:
-                    try:
-                        hook()
-                    except Exception:  # noqa: BLE001 - one hook must not stop reminders
-                        log.exception("reminder engine hook %r failed", hook)
+                with self._tick_lock:
+                    _Pump(self, rolling=True).run()
+                self._run_hooks()
                 wait = self._idle_seconds()
             except Exception as exc:  # noqa: BLE001 - keep going; the rows are still there next time
                 self.outage.failed(exc)
@@ -559,10 +518,168 @@ class ReminderEngine:
             for thread in threads:
                 thread.join(timeout=timeout)
         with self._lifecycle:
-            posters, self._posters = self._posters, None
-        if posters is not None:
-            posters.shutdown(wait=wait)
+            pools = [p for p in (self._database, self._posters) if p is not None]
+            self._database = self._posters = None
+        for pool in pools:
+            pool.shutdown(wait=wait)
 
     @property
     def running(self) -> bool:
         return bool(self._threads)
+
+
+class _Pump:
+    """One run of the engine: claim, post each group at its due time, record.
+
+    Claims roll: once less than half the lead is claimed ahead, the pump hands "record what was posted,
+    then claim the next window" to the engine's database thread and goes on posting, so a post never
+    waits for the database (behind `/crs` writes, or an fsync) and the next reminder is already claimed
+    when it falls due. `rolling=False` (`tick()`) does the same work inline and stops when nothing more
+    is due now. Stopping hands unposted groups back, due as booked: nothing is posted before its time.
+    """
+
+    def __init__(self, engine: ReminderEngine, rolling: bool) -> None:
+        self.engine = engine
+        self.rolling = rolling
+        self.heap: list[tuple[datetime, int, list[Reminder], ClaimedBatch]] = []
+        self.results: dict[str, tuple[ClaimedBatch, _Posted]] = {}
+        self.ready: list[DueReminder] = []
+        self.posted: list[DueReminder] = []
+        self.pause = _Pause()  # Slack said Retry-After: hand the rest back untried
+        self.horizon: datetime | None = None
+        self.more = False  # the last claim came back full: more may be due already
+        self.seq = 0
+        self.hooks_run_at = time.monotonic()
+        self.rolling_job: Future[tuple[ClaimedBatch | None, datetime]] | None = None
+
+    def run(self) -> list[DueReminder]:
+        eng = self.engine
+        eng._record_unrecorded()
+        try:
+            self.merge(*self.fetch())
+            while self.heap or self.more or self.rolling_job is not None:
+                if self.rolling_job is not None and (self.rolling_job.done() or not self.heap):
+                    job, self.rolling_job = self.rolling_job, None
+                    self.merge(*job.result())
+                    continue
+                if not self.heap:  # the last claim came back full: post and record it, then claim more
+                    self.flush()
+                    self.write_records(self.take_records())
+                    self.merge(*self.fetch())
+                    continue
+                now = as_utc(eng.clock.now())
+                early = (self.heap[0][0] - now).total_seconds()
+                if early > 0 and self.pause.until is None:
+                    self.flush()
+                    if self.rolling and self.horizon is not None and eng.lead > timedelta(0):
+                        if self.rolling_job is not None:
+                            early = min(early, 0.005)  # look again for the claim soon
+                        elif self.horizon - now <= eng.lead / 2:
+                            self.rolling_job = eng._database_thread().submit(self.roll, self.take_records())
+                            continue
+                        elif time.monotonic() - self.hooks_run_at >= eng.max_idle:
+                            eng._run_hooks()
+                            self.hooks_run_at = time.monotonic()
+                            continue
+                        else:
+                            early = min(early, (self.horizon - eng.lead / 2 - now).total_seconds())
+                    if eng._stop.wait(max(early, 0.0)):
+                        break  # stopping: what is left is handed back below, never posted early
+                    continue
+                _, _, group, batch = heapq.heappop(self.heap)
+                self.take(group, batch, now)
+            self.flush()
+        finally:
+            if self.rolling_job is not None:
+                job, self.rolling_job = self.rolling_job, None
+                try:
+                    self.merge(*job.result())  # claimed meanwhile: handed back below
+                except Exception:  # noqa: BLE001 - the claim failed: nothing of it to hand back
+                    log.warning("reminder claim failed while stopping", exc_info=True)
+            self.hand_back()
+            self.write_records(self.take_records())
+        return self.posted
+
+    def fetch(self) -> tuple[ClaimedBatch | None, datetime]:
+        eng = self.engine
+        now = as_utc(eng.clock.now())
+        return eng.repo.claim_batch(eng.replica_id, secrets.token_hex(16), now, now + eng.lease, eng.batch_size,
+                                    due_by=now + eng.lead), now
+
+    def roll(self, records: list[tuple[str, list[Outcome], list[Booking]]]) -> tuple[ClaimedBatch | None, datetime]:
+        """On the database thread: record the posts so far, then claim the next window."""
+        self.write_records(records)
+        return self.fetch()
+
+    def merge(self, batch: ClaimedBatch | None, claimed_at: datetime) -> None:
+        eng = self.engine
+        self.horizon = claimed_at + eng.lead
+        self.more = batch is not None and len(batch.reminders) >= eng.batch_size
+        if batch is None:
+            return
+        eng.observer.queue_depth(len(batch.reminders))
+        self.results[batch.token] = (batch, _Posted([], [], []))
+        for group in eng._groups(batch):
+            self.seq += 1
+            heapq.heappush(self.heap, (min(r.due_at for r in group), self.seq, group, batch))
+
+    def take(self, group: list[Reminder], batch: ClaimedBatch, now: datetime) -> None:
+        """A group whose time has come: cancelled if its episode closed, else ready to post."""
+        eng = self.engine
+        episode = batch.episodes[group[0].episode_id]
+        if episode.status != EpisodeStatus.OPEN and ReminderKind(group[0].kind).is_cadence:
+            self.results[batch.token][1].outcomes.append(Outcome(tuple(r.id for r in group),
+                                                                 ReminderStatus.CANCELLED))
+            return
+        chain = eng.policy.chain(batch.chains.get(episode.channel_id), batch.last_assessor.get(episode.id))
+        self.ready.append(eng._due(episode, group, now, chain, batch.token))
+
+    def flush(self) -> None:
+        eng = self.engine
+        ready, self.ready = self.ready, []
+        for due, outcome in zip(ready, eng._deliver_all(ready, self.pause), strict=True):
+            if outcome is None:
+                continue  # the claim was lost (taken over): nothing of ours to record
+            result = self.results[due.token][1]
+            result.outcomes.append(outcome)
+            if outcome.status == ReminderStatus.SENT:
+                result.posted.append(due)
+                # Whatever was booked for the episode while this post was in flight supersedes it.
+                result.bookings.extend(Booking(due.episode.id, kind, at, step, (due.kind,))
+                                       for kind, at, step in eng.policy.after_post(
+                                           due.kind, due.reminder.step, due.episode.current_grade, due.chain,
+                                           as_utc(eng.clock.now())))
+
+    def hand_back(self) -> None:
+        """Groups claimed but not posted (stopping, or an error): pending again, due as booked."""
+        eng = self.engine
+        leftover = [(group, batch) for _, _, group, batch in self.heap]
+        self.heap = []
+        for group, batch in leftover:
+            self.results[batch.token][1].outcomes.append(Outcome(
+                tuple(r.id for r in group), ReminderStatus.PENDING, retry_at=min(r.due_at for r in group),
+                maybe_posted=any(r.maybe_posted for r in group), count_attempt=False))
+        for due in self.ready:
+            self.results[due.token][1].outcomes.append(eng._release(due, as_utc(eng.clock.now()), None,
+                                                                    count_attempt=False))
+        self.ready = []
+
+    def take_records(self) -> list[tuple[str, list[Outcome], list[Booking]]]:
+        """What to record now, taken out of the pump (finished batches are let go)."""
+        live = {g[3].token for g in self.heap} | {due.token for due in self.ready}
+        records = []
+        for token, (batch, result) in list(self.results.items()):
+            if result.outcomes:
+                records.append((token, result.outcomes, result.bookings))
+                if not self.rolling:  # the background loop keeps nothing: a catch-up may post thousands
+                    self.posted += result.posted
+            if token in live:
+                self.results[token] = (batch, _Posted([], [], []))
+            else:
+                del self.results[token]
+        return records
+
+    def write_records(self, records: list[tuple[str, list[Outcome], list[Booking]]]) -> None:
+        now = as_utc(self.engine.clock.now())
+        for token, outcomes, bookings in records:
+            self.engine._record(token, now, outcomes, bookings)
