@@ -20,7 +20,7 @@ and is reset between phases. With `--database-url`, that PostgreSQL server gets 
    `--window` of them (default 50/s x 30 s = 1,500) fall due during the measured window; the rest are
    due 2 min to 62 min after it, so all 10,000 are pending throughout the window.
 2. crsbot, on time: a child process builds the bot exactly as `crsbot serve` does (`bot.app.build_runtime`
-   with the default settings: 1 s tick, 100 episodes per tick; `bot.slack.serve.make_server` on waitress; the
+   with the default settings: claims of up to 100 reminders, 250 ms ahead; `bot.slack.serve.make_server` on waitress; the
    real Bolt app and the engine's Slack notifier posting over the shared kept-alive client to the fake). Its clock is the
    system clock plus a constant offset (time is injectable), so the populated due times lie just ahead
    of it without re-populating for each phase. During the second half of the window a thread in the
@@ -41,18 +41,16 @@ and is reset between phases. With `--database-url`, that PostgreSQL server gets 
 
 Memory is each child's peak resident set (VmHWM from /proc/self/status), so populating, the load
 generator and the fake are never counted. Ratios are crsbot / APScheduler. The fake, the load
-generator and the bot share the machine's cores. The crsbot children also time each engine tick, so
-"catch-up posts/busy s" (posts per second of tick work) tells the engine's capacity apart from the
-pace the tick imposes. Every phase is bounded (the window, `--catch-up-timeout`), so a run takes
+generator and the bot share the machine's cores. Every phase is bounded (the window, `--catch-up-timeout`), so a run takes
 about 4 minutes with the defaults (populating 10,000 episodes is a fifth to a quarter of it).
 
-Reading the figures. crsbot polls: every `CRSBOT_TICK_SECONDS` (default 1 s) one tick claims and
-posts what is due, so lateness is about uniform over one tick plus the post (p50 ~0.6 s, p99 ~1 s),
-against a few ms for APScheduler's exact date jobs; that ratio is the price of keeping the state in
-the database, where it survives restarts and is shared by replicas (a MemoryJobStore loses every
-job on restart). A tick takes at most 100 episodes (`ReminderEngine.batch_size`), so delivery and
-catch-up are capped at ~100 posts/s whatever the engine's capacity; `--due-rate` above 100 shows the
-lateness then growing through the window.
+Reading the figures. The engine sleeps until the next due time (woken by bookings), claims up to
+250 ms ahead and posts each reminder at its due time; while it waits it hands "record what was
+posted, claim the next window" to its database thread, so a post never queues behind `/crs` writes.
+Lateness is then the wake-up plus the post's round trip to the fake. A catch-up posts 4 at a time
+on kept-alive connections, 100 reminders per claim. Figures vary from run to run by +-15% on this
+2-core machine (the baseline's catch-up has ranged 417-592 posts/s): compare ratios from one run.
+`--populated FILE` reuses a populated SQLite database between runs (populating is a third of a run).
 """
 
 from __future__ import annotations
@@ -340,20 +338,6 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
         return ts
 
     notifier.post = timed_post  # type: ignore[method-assign]
-    ticks = {"count": 0, "busy_s": 0.0, "longest_s": 0.0}
-    real_tick = runtime.reminders.tick
-
-    def timed_tick() -> Any:  # how long the engine is busy, to tell its capacity from the tick's pace
-        tick_started = time.perf_counter()
-        try:
-            return real_tick()
-        finally:
-            spent = time.perf_counter() - tick_started
-            ticks["count"] += 1
-            ticks["busy_s"] += spent
-            ticks["longest_s"] = max(ticks["longest_s"], spent)
-
-    runtime.reminders.tick = timed_tick  # type: ignore[method-assign]
     store = runtime.deps.store
     virtual_start = EPOCH + (CATCH_UP_JUMP if config["mode"] == "catch_up" else timedelta(0))
     clock.offset = virtual_start - datetime.now(timezone.utc)
@@ -380,8 +364,7 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
         result.update(cpu_ms_per_post=1000 * cpu / posted if posted else None)
         result.update(expected=expected, posted=posted, finished=finished, seconds=elapsed,
                       posts_per_s=posted / elapsed if elapsed > 0 else 0.0, kinds=dict(kinds),
-                      coalesced_reminders=coalesced, ticks=dict(ticks),
-                      busy_posts_per_s=posted / ticks["busy_s"] if ticks["busy_s"] else None)
+                      coalesced_reminders=coalesced)
     else:
         end = EPOCH + timedelta(seconds=config["window_end"] + GRACE_S)
         time.sleep(max(0.0, (end - clock.now()).total_seconds()))
@@ -400,7 +383,6 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
                       lateness_all=summary([p[1] for p in in_window]), lateness_quiet=summary(quiet),
                       lateness_with_crs=summary(busy),
                       posts_per_s=len(in_window) / (last - first) if last > first else 0.0)
-        result["ticks"] = dict(ticks)
         result["rss_mb_peak"] = peak_rss_mb()  # before the bookkeeping reads below
         result["db_pending_after"] = len(store.reminders(status="pending"))
         result["db_claimed_after"] = len(store.reminders(status="claimed"))
@@ -714,8 +696,6 @@ def table(out: dict[str, Any]) -> str:
         block = result.get(key)
         return "-" if not block else f"p50 {block['p50']:.3f} s  p99 {block['p99']:.3f} s  max {block['max']:.3f} s"
 
-    def busy(result: dict[str, Any]) -> str:
-        return f"(engine busy {result['ticks']['busy_s']:.1f} s in {result['ticks']['count']} ticks)"
 
     def catch_up(result: dict[str, Any]) -> str:
         return f"{result['posted']}/{result['expected']} in {result['seconds']:.1f} s"
@@ -748,15 +728,13 @@ def table(out: dict[str, Any]) -> str:
         f"{s(out['ratios']['catch_up_seconds'], 2)}x",
         f"{'catch-up posts/s':26}{s(crs_cu['posts_per_s'], 1):>42}   {s(base_cu['posts_per_s'], 1):>40}   "
         f"{s(out['ratios']['catch_up_posts_per_s'], 2)}x",
-        f"{'catch-up posts/busy s':26}{s(crs_cu.get('busy_posts_per_s'), 1):>42}   "
-        f"{busy(crs_cu):>40}",
         f"{'peak RSS, catch-up':26}{s(crs_cu['rss_mb_peak'], 1) + ' MB':>42}   "
         f"{s(base_cu['rss_mb_peak'], 1) + ' MB':>40}",
         "",
         f"/crs traffic: {traffic.get('ok')}/{traffic.get('sent')} acked 200 at {traffic.get('rate_per_s')}/s, "
         f"ack p50 {s(ack.get('p50'))} s p99 {s(ack.get('p99'))} s",
         f"crsbot catch-up posts: {crs_cu.get('kinds')} ({crs_cu.get('coalesced_reminders')} overdue reminders "
-        f"coalesced into them); tick {crs['tick_seconds']} s, {crs['batch_size']} episodes per tick",
+        f"coalesced into them); up to {crs['batch_size']} reminders per claim",
         f"aim p99 lateness with /crs traffic < {AIM_P99_S:g} s: "
         f"{'met' if out['aims']['p99_met'] else 'NOT met'} ({s(out['aims']['p99_lateness_with_crs_s'])} s); "
         f"aim memory < {AIM_RSS_MB:g} MB: {'met' if out['aims']['rss_met'] else 'NOT met'} "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.handlers import assess, episodes, handoff
-from bot.handlers.deps import Call, Deps, Payload
+from bot.handlers.deps import Call, Deps, Payload, with_history
 from grading.pipeline import assess_crs, assess_delay, assess_icans, assess_premed
 from messages.help import HELP, HelpLine, help_message
 from messages.ids import Subcommand
@@ -77,4 +77,4 @@ def dispatch(deps: Deps, call: Call) -> Payload | None:
     if command.audited:
         deps.store.audit("command", call.channel, call.user, detail={
             "command": command.name.value, "text": deps.settings.redact(call.text, COMMAND_WORDS)[:500]})
-    return command.handler(deps, replace(call, text=rest))
+    return command.handler(deps, replace(with_history(deps, call), text=rest))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,3 +42,13 @@ class Call:
     fields: dict[str, Any] = field(default_factory=dict)  # a button's opened seal
     episode: Episode | None = None  # the episode a button acts on, from the database
     history: PatientHistory = NO_HISTORY  # the named patient's episodes in this channel, from the database
+
+
+def with_history(deps: Deps, call: Call) -> Call:
+    """The call with the named patient's episodes in this channel (the only ones a command may act on).
+
+    Read after Slack's ack for slash commands (bot/commands.py): the read waits its turn for the
+    database behind other commands' writes, and Slack allows 3 s for the ack."""
+    if call.patient is None or call.episode is not None or call.history is not NO_HISTORY:
+        return call
+    return replace(call, history=deps.store.patient_history(call.channel, call.patient))

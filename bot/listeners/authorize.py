@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt import App, BoltContext
 
 from bot.commands import route
 from bot.errors import ChannelNotAllowedError, ForeignEpisodeError, UnsealedError
-from bot.handlers.deps import Call, Deps
+from bot.handlers.deps import Call, Deps, with_history
 from bot.seal import button_scope, form_scope
 from grading.pipeline import patient_named
 from messages.form import patient_value, submission_text
@@ -57,10 +56,8 @@ def authorized_call(deps: Deps, body: dict[str, Any]) -> Call | None:
         return None
     _check_channel(deps, call.channel)
     deps.settings.check_patient_label(call.patient)
-    if call.patient is not None and call.episode is None:
-        # What this patient's episodes in this channel are: the only ones a command can act on.
-        call = replace(call, history=deps.store.patient_history(call.channel, call.patient))
-    return call
+    # Buttons and forms act at once; a slash command reads the history after its ack (bot/commands.py).
+    return call if "command" in body else with_history(deps, call)
 
 
 def _check_channel(deps: Deps, channel: str) -> None:
