@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, true, union, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,8 +98,8 @@ class ReminderRepository:
         The unit is the episode, not the row: an episode's due reminders always go to one claimer,
         so they become one post. On PostgreSQL the episodes are locked `FOR UPDATE SKIP LOCKED`
         (replicas take disjoint episodes; row-level SKIP LOCKED alone let two replicas split one
-        episode's rows between them and post it twice) and the claimable test is repeated in the
-        UPDATE itself, so a row another replica claimed meanwhile is re-checked and left alone.
+        episode's rows between them and post it twice), and so are the rows: a row another replica
+        changed after this statement's snapshot is re-checked against the due test as it is locked.
         A taken-over claim (status was already 'claimed') is flagged maybe_posted: its holder may
         have posted before it died or lost the database.
         """
@@ -122,7 +122,6 @@ class ReminderRepository:
             pick: Any = (select(ReminderRow.id)
                          .where(claimable, ReminderRow.episode_id.in_(episodes.scalar_subquery()))
                          .with_for_update(of=ReminderRow, skip_locked=True).scalar_subquery())
-            recheck: Any = claimable  # re-evaluated on rows another replica changed meanwhile
         else:  # SQLite: one writer at a time, so the statement alone is atomic
             # Driven from the episode list (the (episode_id, status) index). The due test reads the status as
             # `status || ''`, which no index serves: otherwise SQLite's planner walks every due row of the
@@ -132,12 +131,11 @@ class ReminderRepository:
             pick = (select(ReminderRow.id)
                     .where(ReminderRow.episode_id.in_(episodes.scalar_subquery()), unindexed)
                     .scalar_subquery())
-            recheck = true()
         # Core rows, not ORM objects: a catch-up claims thousands, and the identity map cost half the claim.
         r, e = ReminderRow.__table__.c, EpisodeRow.__table__.c
         stmt = (
             update(ReminderRow.__table__)
-            .where(r.id.in_(pick), recheck)
+            .where(r.id.in_(pick))
             .values(status=ReminderStatus.CLAIMED.value, claim_token=token, claimed_by=replica_id, claimed_at=now,
                     lease_until=lease_until, attempts=r.attempts + 1,
                     maybe_posted=or_(r.maybe_posted, r.status == ReminderStatus.CLAIMED.value))
