@@ -484,9 +484,10 @@ class OncallRepository(Repository):
         raise AssertionError("unreachable")
 
     def get_oncall(self, channel_id: str) -> Oncall | None:
-        with self._tx() as session:
-            row = session.get(OncallRow, channel_id)
-            return Oncall.of(row) if row is not None else None
+        with self._reads.connect() as connection:  # read-only, Core: asked on every new episode
+            row = connection.execute(select(OncallRow.__table__).where(OncallRow.__table__.c.channel_id == channel_id)
+                                     ).one_or_none()
+            return Oncall.of(row) if row is not None else None  # type: ignore[arg-type]
 
 
 class BookingRepository(Repository):

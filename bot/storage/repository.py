@@ -53,7 +53,6 @@ def iso(value: datetime | None) -> str | None:
 
 class Repository:
     """SQL over one SQLAlchemy engine (SQLite or PostgreSQL); subclasses group it by what it holds."""
-    """The bot's persistence API over one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine

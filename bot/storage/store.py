@@ -205,12 +205,12 @@ class AssessmentRepository(Repository):
     def set_message_ts(self, assessment_id: int, ts: str, episode_id: int | None = None) -> None:
         """After the post: the reply's ts on the assessment and, for a new episode, its thread. Two
         UPDATEs by primary key in one transaction; nothing is loaded."""
-        with self._tx() as session:
-            session.execute(update(AssessmentRow).where(AssessmentRow.id == assessment_id).values(message_ts=ts)
-                            .execution_options(synchronize_session=False))
+        a, e = AssessmentRow.__table__.c, EpisodeRow.__table__.c
+        with self.engine.begin() as connection:  # Core: no ORM session for two keyed UPDATEs
+            connection.execute(update(AssessmentRow.__table__).where(a.id == assessment_id).values(message_ts=ts))
             if episode_id is not None:
-                session.execute(update(EpisodeRow).where(EpisodeRow.id == episode_id, EpisodeRow.thread_ts.is_(None))
-                                .values(thread_ts=ts).execution_options(synchronize_session=False))
+                connection.execute(update(EpisodeRow.__table__).where(e.id == episode_id, e.thread_ts.is_(None))
+                                   .values(thread_ts=ts))
 
     def set_assessment_message(self, assessment_id: int, ts: str) -> None:
         """Remember the Slack ts of the reply that showed this assessment."""
