@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, select, update
+from sqlalchemy import Engine, Select, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
@@ -116,18 +116,12 @@ class Repository:
         if kind not in REMINDER_KINDS:
             raise ValueError(f"unknown reminder kind {kind!r}; expected one of {REMINDER_KINDS}")
         due = as_utc(due_at)
-        row = ReminderRow(
-            episode_id=episode_id,
-            kind=kind,
-            due_at=due,
-            first_due_at=due,
-            status=ReminderStatus.PENDING,
-            attempts=0,
-            created_at=now,
-        )
-        session.add(row)
+        table = ReminderRow.__table__
+        row = session.execute(insert(table).returning(*table.c), dict(  # Core: one statement, no flush
+            episode_id=episode_id, kind=str(kind), due_at=due, first_due_at=due, status=ReminderStatus.PENDING.value,
+            attempts=0, created_at=now)).one()
         notify_bookings(session)
-        return row
+        return row  # type: ignore[return-value]  (a Row with the ReminderRow columns)
 
     @staticmethod
     def _set_status(

@@ -157,7 +157,7 @@ class AssessmentRepository(Repository):
                 }))
             booked = None
             if restart_cadence and episode is not None:
-                booked = self._restart_cadence(session, episode, user_id, next_reassess_at, now)
+                booked = self._restart_cadence(session, episode, user_id, next_reassess_at, now, is_new)
                 session.flush()
             return RecordedAssessment(
                 assessment=Assessment(id=assessment_id, episode_id=assessment["episode_id"], channel_id=channel_id,
@@ -170,12 +170,14 @@ class AssessmentRepository(Repository):
             )
 
     def _restart_cadence(
-        self, session: Session, row: Episode, user_id: str, due_at: datetime | None, now: datetime
+        self, session: Session, row: Episode, user_id: str, due_at: datetime | None, now: datetime, is_new: bool
     ) -> ReminderRow | None:
         """A new assessment answers "please reassess": posted reminders are answered, pending
         reassess/escalation cancelled, and the next reassess booked (while the episode is open)."""
-        self._cancel_pending(session, row.id, CADENCE_KINDS)
-        answered = self._mark_answered(session, row.id, user_id, now)
+        answered: tuple[int, ...] = ()
+        if not is_new:  # a new episode has no reminders yet
+            self._cancel_pending(session, row.id, CADENCE_KINDS)
+            answered = self._mark_answered(session, row.id, user_id, now)
         if answered:
             self._add_audit(session, now, "reminder_answered", row.channel_id, user_id, row.patient_label,
                             {"episode_id": row.id, "action": "assessment", "reminder_ids": list(answered)})
