@@ -52,3 +52,17 @@ def test_a_rate_limit_is_still_retried_on_the_kept_alive_client(tls_fake: tuple[
     fake.fail_next("chat.postMessage", status=429, times=1)
     assert Sender(client).post("C0TLS2", {"text": "after a 429"})
     assert [c.status for c in fake.calls if c.method == "chat.postMessage"] == [429, 200]
+
+
+def test_a_missing_thread_holds_no_earlier_post_rather_than_an_unknown_outcome() -> None:
+    """Reconciling a reminder reads its thread; Slack answers thread_not_found when the thread's first
+    message was deleted. That thread holds nothing of ours, so the reminder is not posted there: it
+    used to count as 'cannot tell', and the reminder was retried until it failed."""
+    with FakeSlack() as fake:
+        sender = Sender(make_client("xoxb-local", fake.api_url))
+        ts = sender.post("C0GONE", {"text": "first assessment"})
+        sender.post_once("C0GONE", {"text": "reminder"}, thread_ts=ts,
+                         metadata={"event_type": "crsbot_reminder", "event_payload": {"ids": [7]}})
+        assert [m for _, m in sender.thread_metadata("C0GONE", ts)] == [
+            {"event_type": "crsbot_reminder", "event_payload": {"ids": [7]}}]
+        assert sender.thread_metadata("C0GONE", "1600000000.999999") == []

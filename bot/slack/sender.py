@@ -225,7 +225,12 @@ class Sender:
         found: list[tuple[str, dict[str, Any]]] = []
         cursor: str | None = None
         for _page in range(20):
-            data = self._call(method, read=True, **args, **({"cursor": cursor} if cursor else {}))
+            try:
+                data = self._call(method, read=True, **args, **({"cursor": cursor} if cursor else {}))
+            except DeliveryError as exc:
+                if exc.reason == "thread_not_found":  # no thread (its parent was deleted): nothing of ours in it
+                    return found
+                raise
             for message in data.get("messages") or []:
                 if isinstance(message.get("metadata"), dict):
                     found.append((str(message.get("ts", "")), message["metadata"]))
