@@ -4,9 +4,11 @@ CLI come from it. Dispatch runs against a real SQLite store and the Slack fake."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from bot.cli import build_parser
 from bot.commands import CLI, COMMANDS, DEFAULT, dispatch, route
@@ -75,8 +77,6 @@ def test_dispatch_audits_exactly_the_entries_marked_audited(deps: Deps) -> None:
 
 def _statements(deps: Deps, text: str, channel: str) -> int:
     """SQL statements one dispatch of `text` in `channel` runs."""
-    from sqlalchemy import event
-
     seen: list[str] = []
 
     def count(*args: object) -> None:
@@ -94,8 +94,6 @@ def test_status_costs_the_same_queries_for_3_or_15_patients(deps: Deps) -> None:
     """`/crs status` once read every episode's reminders one query each (and, on SQLite, through the
     (status, due_at) index, i.e. every pending reminder of the whole site): 350 ms a call at 10,000
     pending reminders. Each patient's next reminder now comes from one grouped query."""
-    from datetime import timedelta
-
     for channel, patients in (("C0FEW", 3), ("C0MANY", 15)):
         for k in range(patients):
             episode = deps.store.record_assessment(channel, f"bed{k}", "iv", "crs", {}, {}, 2, "astct-2019", "1",

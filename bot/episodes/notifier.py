@@ -25,16 +25,10 @@ __all__ = ["Notifier", "RateLimited", "Refused", "Render", "SlackNotifier"]
 Render = Callable[["DueReminder"], dict[str, Any]]
 
 
-class RateLimited(Exception):
-    """Nothing was posted; the channel may be posted to again after `retry_after` seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited for {retry_after:g}s")
-        self.retry_after = retry_after
-
-
-class Refused(Exception):
-    """The destination answered and did not post (e.g. channel_not_found): a known failure."""
+# A notifier's known outcomes are the sender's: nothing was posted, and Slack said when to try again
+# (`retry_after`) or refused for good. One pair of types, not a second pair translated from the first.
+RateLimited = PostRateLimited
+Refused = PostRefused
 
 
 class Notifier(Protocol):
@@ -60,12 +54,7 @@ class SlackNotifier:
         thread_ts = due.episode.thread_ts
         if due.includes_escalation and thread_ts:
             payload = {**payload, "reply_broadcast": True}
-        try:
-            return self.sender.post_once(due.episode.channel_id, payload, thread_ts=thread_ts, metadata=metadata)
-        except PostRateLimited as exc:
-            raise RateLimited(exc.retry_after) from None
-        except PostRefused as exc:
-            raise Refused(str(exc)) from None
+        return self.sender.post_once(due.episode.channel_id, payload, thread_ts=thread_ts, metadata=metadata)
 
     def posted(self, due: DueReminder) -> Iterable[tuple[str, dict[str, Any]]]:
         return self.sender.thread_metadata(due.episode.channel_id, due.episode.thread_ts)
