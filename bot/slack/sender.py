@@ -115,7 +115,7 @@ class KeptAliveClient(WebClient):
         return {"status": response.status, "headers": response.headers, "body": body.decode(charset)}
 
 
-def make_client(token: str | None, base_url: str, timeout: float = 10) -> WebClient:
+def make_client(token: str | None, base_url: str, timeout: float = 10) -> KeptAliveClient:
     """The one client for every Web API call (commands, buttons, reminders): kept-alive connections
     and one SSLContext (without it each HTTPS call builds a context and reloads the CA bundle, ~20 ms CPU)."""
     client = KeptAliveClient(token=token, base_url=base_url, timeout=timeout, ssl=ssl.create_default_context())
@@ -139,7 +139,7 @@ def _retry_after(headers: Any) -> float:
 
 
 class Sender:
-    def __init__(self, client: WebClient, on_error: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, client: KeptAliveClient, on_error: Callable[[str, str], None] | None = None) -> None:
         self.client = client
         self.on_error = on_error  # told (method, Slack error code) of every call that failed after retries
 
@@ -178,28 +178,8 @@ class Sender:
             body["thread_ts"] = thread_ts
         if metadata:
             body["metadata"] = metadata
-        client = self.client
-        if isinstance(client, KeptAliveClient):
-            return self._post_lean(client, body)
         try:
-            response = client.api_call("chat.postMessage", json=body)
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status == 429:
-                raise PostRateLimited(_retry_after(exc.response.headers)) from None
-            error = str(exc.response.get("error") if exc.response is not None else exc)
-            if status >= 500:
-                raise PostOutcomeUnknown(f"HTTP {status}: {error}") from None
-            raise PostRefused(error) from None
-        except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors too
-            raise PostOutcomeUnknown(f"{type(exc).__name__}: {exc}") from None
-        data = response.data if isinstance(response.data, dict) else {}
-        return str(data.get("ts", ""))
-
-    @staticmethod
-    def _post_lean(client: KeptAliveClient, body: dict[str, Any]) -> str:
-        try:
-            data = client.post_json_once("chat.postMessage", body)
+            data = self.client.post_json_once("chat.postMessage", body)
         except HTTPError as exc:
             if exc.code == 429:
                 raise PostRateLimited(_retry_after(exc.headers)) from None
