@@ -11,14 +11,14 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, DateFormatter
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from grading.crs import FEVER_C
 from messages.layout import PRODUCT_NAMES
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Pixels of the uploaded picture: readable on a phone when Slack scales it to the screen width.
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 9.0, 100
@@ -227,6 +227,12 @@ def _draw_events(ax: Axes, tl: EpisodeTimeline) -> None:
 
 def build_figure(tl: EpisodeTimeline) -> Figure:
     """The picture as a matplotlib Figure (tests read the plotted series back from it before it is saved)."""
+    # Imported when a picture is drawn, not when the bot starts: matplotlib builds its font cache on import
+    # (and asks fontconfig, which complains when HOME is not writable) and adds tens of MB to every process.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, DateFormatter
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.06, hspace=0.12)
