@@ -85,8 +85,9 @@ def reminder_message(ep: EpisodeLike, target: str | None, chain_set: bool, value
         text += f"; {coalesced + 1} missed reminders merged into this one." if coalesced else "."
     text += " Reply with a new `/crs ... patient=" + ep.patient_label + "` or a button."
     if not chain_set:
-        text += (f"\n_No on-call chain in this channel, so this reminds who ran the latest assessment. "
-                 f"Set one: {CHAIN_HELP}_")
+        # The command stays outside the italics: inline code inside `_..._` shows its backticks on some clients.
+        text += (f"\n_No on-call chain in this channel, so this reminds who ran the latest assessment._ "
+                 f"Set one: {CHAIN_HELP}")
     return _message(text, reminder_buttons(value, snooze), f"{TEAM_SETTING} {JUDGMENT}")
 
 

@@ -2,8 +2,8 @@
 
 Episodes, reminder bookings and answers, and the on-call chain are what commands and buttons change
 (`EpisodeRepository`, `BookingRepository`, `OncallRepository`, composed into `Store`). Delivery is the
-engine's (`ReminderRepository`): the engine decides what happens to a claimed reminder (post, reconcile, retry, give up) and what
-to book next (the policy's answer); this module only makes those decisions durable, batch-wise:
+engine's (`ReminderRepository`): the engine decides what happens to a claimed reminder (post, reconcile,
+retry, give up) and what to book next (the policy's answer); this module only makes those decisions durable, batch-wise:
 one statement claims a batch of episodes (`UPDATE ... RETURNING`, with `FOR UPDATE SKIP LOCKED` on
 PostgreSQL so replicas take disjoint episodes), one transaction records a batch's outcomes. Every claim gets a
 fresh token; an outcome is recorded only for rows that still carry that token (fencing), so a
@@ -85,10 +85,9 @@ class ReminderRepository:
 
     @staticmethod
     def _claimable(now: datetime, due_by: datetime, status: Any = ReminderRow.status) -> Any:
-        return or_(
-            and_(status == ReminderStatus.PENDING, ReminderRow.due_at <= due_by),
-            and_(status == ReminderStatus.CLAIMED, func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at) < now),
-        )
+        lease_end = func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at)
+        return or_(and_(status == ReminderStatus.PENDING, ReminderRow.due_at <= due_by),
+                   and_(status == ReminderStatus.CLAIMED, lease_end < now))
 
     def claim_batch(self, replica_id: str, token: str, now: datetime, lease_until: datetime,
                     limit: int, due_by: datetime | None = None) -> ClaimedBatch | None:
