@@ -447,6 +447,45 @@ def test_database_outage_is_logged_once_each_way_and_healthz_says_what_is_down(
     assert "Traceback" not in output
 
 
+@pytest.mark.postgres
+def test_replay_check_outage_gives_503_logged_once_and_the_refused_request_can_come_again(
+        pg_database_factory: Callable[[], str], tmp_path: Path) -> None:  # noqa: F811
+    """The replay memory is in the database: while it is unreachable a signed request cannot be checked,
+    so it is refused with 503 (fail closed), does nothing, and leaves no record that would make the
+    same request a "replay" once the database is back."""
+    url = pg_database_factory()
+    database = url.rsplit("/", 1)[-1]
+    attempts = 5
+    with Served.running(tmp_path, env={"DATABASE_URL": url}) as bot:
+        channel = new_channel()
+        body = bot.slash_body(f"{GRADE_3} patient=bed12", channel=channel)
+        headers = sign(body, bot.secret)
+        mark = bot.mark()
+        _set_connections(database, allowed=False)
+        try:
+            statuses = [bot.post(body, signed=False, headers=headers).status for _ in range(attempts)]
+            down_output = bot.output()
+        finally:
+            _set_connections(database, allowed=True)
+        assert statuses == [503] * attempts
+        assert down_output.count("database (replay check) failing") == 1
+        assert "database (replay check) recovered" not in down_output
+        assert outbound_since(bot, mark) == []
+
+        # Back up: the very request refused above is taken now, once.
+        assert bot.post(body, signed=False, headers=headers).status == 200
+        bot.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == channel, after=mark)
+        assert bot.post(body, signed=False, headers=headers).status == 200  # and now it is a replay
+        barrier(bot)
+        assert len(bot.fake.messages(channel)) == 1
+        output = bot.output()
+    assert output.count("database (replay check) failing") == 1
+    recovered = [line for line in output.splitlines() if "database (replay check) recovered" in line]
+    assert len(recovered) == 1, recovered
+    assert f"; {attempts} attempts failed meanwhile" in recovered[0]
+    assert "Traceback" not in output
+
+
 # --------------------------------------------------------------------------- replays across replicas
 
 
