@@ -12,6 +12,7 @@ import http.client
 import itertools
 import json
 import re
+import select
 import shutil
 import socket
 import sqlite3
@@ -143,9 +144,9 @@ def test_a_normal_sized_signed_body_under_the_cap_still_works(edge: Served) -> N
     edge.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == channel, after=mark)
 
 
-def _stream(served_: Served, total: int, chunked: bool, chunk: bytes) -> int | None:
-    """Send `total` bytes of unsigned body without holding them; the status, or None if the server
-    closed the connection first (it may refuse before reading)."""
+def _stream(served_: Served, total: int, chunked: bool, chunk: bytes) -> tuple[int | None, int]:
+    """Send up to `total` bytes of unsigned body without holding them, stopping as soon as the server
+    answers (as a real client does); the status (None if the connection died first) and bytes sent."""
     conn = http.client.HTTPConnection(served_.process.host, served_.process.port, timeout=30)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if chunked:
@@ -159,17 +160,19 @@ def _stream(served_: Served, total: int, chunked: bool, chunk: bytes) -> int | N
     sent = 0
     try:
         while sent < total:
+            if select.select([conn.sock], [], [], 0)[0]:  # an answer (or a close) is waiting: stop sending
+                break
             data = chunk[: total - sent]
             conn.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked else data)
             sent += len(data)
-        if chunked:
+        if chunked and sent == total:
             conn.send(b"0\r\n\r\n")
     except OSError:
         pass
     try:
-        return conn.getresponse().status
+        return conn.getresponse().status, sent
     except (OSError, http.client.HTTPException):
-        return None
+        return None, sent
     finally:
         conn.close()
 
@@ -193,16 +196,19 @@ def test_unsigned_200_mb_body_leaves_rss_within_30_mb_of_idle(edge: Served, chun
     sampler.start()
     mark, log_from = edge.mark(), len(edge.output())
     try:
-        status = _stream(edge, 200 * 1024 * 1024, chunked, b"a" * (1024 * 1024))
+        status, sent = _stream(edge, 200 * 1024 * 1024, chunked, b"a" * (1024 * 1024))
     finally:
         done.set()
         sampler.join()
-    assert status in (401, 413, None)
+    # waitress refuses it (max_request_body_size, by Content-Length or while counting the chunks) before
+    # the app, and so the gate's 401, ever sees it; the answer comes long before the 200 MB are sent.
+    assert status == 413
+    assert sent < 200 * 1024 * 1024
     barrier(edge)
     after = rss_kib(pid)
     record_property("rss_kib", {"idle": idle, "peak": peak, "after": after})
     print(f"\nRSS ({'chunked' if chunked else 'content-length'}): idle {idle} KiB, peak {peak} KiB, "
-          f"after {after} KiB")
+          f"after {after} KiB; 413 after {sent // 1024} KiB sent")
     assert peak - idle < 30 * 1024
     assert edge.alive() if hasattr(edge, "alive") else edge.process.alive()
     assert "Traceback" not in edge.output()[log_from:]
