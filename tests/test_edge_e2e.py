@@ -261,6 +261,53 @@ def test_slack_retries_are_acknowledged_without_repeating_work(edge: Served) -> 
     assert edge.fake.messages(channel) == []
 
 
+def _home_published(served_: Served, user: str, after: int) -> list[RecordedCall]:
+    return [c for c in served_.calls_since(after, "views.publish") if c.params.get("user_id") == user]
+
+
+def _send_event(served_: Served, event: dict[str, Any], retry: int | None = None, age: int = 0) -> int:
+    """POST an Events API body, signed `age` seconds ago (a retry is a new request: new timestamp and
+    signature, same event_id)."""
+    body = json.dumps(event)
+    headers = sign(body, served_.secret, int(time.time()) - age)
+    if retry is not None:
+        headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
+    return served_.post(body, signed=False, headers=headers, content_type="application/json").status
+
+
+def _settled(served_: Served) -> None:
+    """A fresh event answered: one more barrier, for the events path."""
+    user = f"U0SETTLE{next(_ids):02d}"
+    mark = served_.mark()
+    assert _send_event(served_, served_.fake.app_home_opened(user)) == 200
+    served_.wait_for(lambda c: c.method == "views.publish" and c.params.get("user_id") == user, after=mark)
+
+
+def test_a_retry_of_an_event_already_taken_does_nothing(edge: Served) -> None:
+    user = "U0RETRY001"
+    event = edge.fake.app_home_opened(user)
+    mark = edge.mark()
+    assert _send_event(edge, event, age=2) == 200
+    edge.wait_for(lambda c: c.method == "views.publish" and c.params.get("user_id") == user, after=mark)
+    for attempt in (1, 2, 3):
+        assert _send_event(edge, event, retry=attempt, age=1 - attempt) == 200
+    _settled(edge)
+    assert len(_home_published(edge, user, mark)) == 1
+
+
+def test_a_retry_of_an_event_that_never_got_through_does_the_work_once(edge: Served) -> None:
+    """The first attempt was lost, or refused 503 while the database was away (nothing recorded): the
+    retry is the first time the bot takes this event."""
+    user = "U0RETRY002"
+    event = edge.fake.app_home_opened(user)
+    mark = edge.mark()
+    assert _send_event(edge, event, retry=1, age=1) == 200
+    edge.wait_for(lambda c: c.method == "views.publish" and c.params.get("user_id") == user, after=mark)
+    assert _send_event(edge, event, retry=2) == 200
+    _settled(edge)
+    assert len(_home_published(edge, user, mark)) == 1
+
+
 def _count(served_: Served, sql: str, *args: Any) -> int:
     with sqlite3.connect(served_.data_dir / "crsbot.sqlite3") as conn:
         return int(conn.execute(sql, args).fetchone()[0])
