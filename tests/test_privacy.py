@@ -4,6 +4,8 @@ table cannot quietly shrink)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from grading.errors import PatientLabelError
@@ -74,6 +76,13 @@ def test_real_bed_and_study_labels_pass(label: str) -> None:
 def test_the_table_is_big_enough() -> None:
     assert len(set(IDENTIFIERS)) == len(IDENTIFIERS) >= 60
     assert len(set(LEGITIMATE)) == len(LEGITIMATE) >= 30
+
+
+def test_the_readme_reports_the_table_s_counts() -> None:
+    """The admin reads the counts in README's Security section: they are this table's."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert f"{len(IDENTIFIERS)} identifier-shaped labels, all refused" in readme
+    assert f"{len(LEGITIMATE)} real bed and study labels, all accepted" in readme
 
 
 def test_a_study_word_and_one_code_is_joined_unambiguously() -> None:
