@@ -3,9 +3,10 @@ could identify them. One function, `check_patient_label`, is called by every ent
 command, form, button, CLI) before a label is used, stored or logged.
 
 Two tiers of rules. The hard rules (dates, phone/SSN/NHS-number shapes, e-mail, several words) can
-never be switched off. The shape rules (long digit runs, letters+digits record numbers, name-like
-words) are the default guess at what a label is not; a site that sets an allow pattern says exactly
-what its labels look like, and a label matching it in full skips the shape rules (never the hard ones).
+never be switched off. The shape rules (long digit runs, letters+digits record numbers, initials with
+a year, day/month, name-like words) are the default guess at what a label is not; a site that sets an
+allow pattern says exactly what its labels look like, and a label matching it in full skips the shape
+rules (never the hard ones).
 """
 
 from __future__ import annotations
@@ -50,6 +51,24 @@ _HARD_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), why
     (r"(^|\D)\d{4}" + _SEP + r"\d{4}($|\D)", "a phone number"),
     (r"^\+", "a phone number"),
 ))
+
+# Shape rules built from a short letter run (1-3 letters: initials, or a record-number prefix) beside a
+# number. A run that is itself a location word (bed, rm, icu, pt, ...) is a code, not initials:
+# bed2001 and pt-01234 pass, jd1980 and ab12345 do not. Longer runs are judged by the name-word rule.
+_YEAR = r"(?:19\d\d|20[0-2]\d)"  # a birth year
+_LETTERS_BEFORE = r"(?<![a-z])([a-z]{1,3})" + _SEP + "?"
+_LETTERS_AFTER = _SEP + r"?([a-z]{1,3})(?![a-z])"
+_LETTER_NUMBER_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), why) for p, why in (
+    (_LETTERS_BEFORE + _YEAR + r"(?!\d)", "it has initials beside a year, like a name and a birth year."),
+    (r"(?<!\d)" + _YEAR + _LETTERS_AFTER, "it has initials beside a year, like a name and a birth year."),
+    (_LETTERS_BEFORE + r"\d{5}(?!\d)", "it has letters with a 5-digit number, like a record number."),
+    (r"(?<!\d)\d{5}" + _LETTERS_AFTER, "it has letters with a 5-digit number, like a record number."),
+))
+# Two numbers that make a day and a month: joined by / (12/31, 1/4), or by . when both have two digits
+# (31.12, 07.04; a decimal such as o2=2.5 or weight=12.5, which the audit redaction also judges, is
+# not a date). A hyphen is the usual bed-code separator (3-12, c1-04, 012-003), so it is not read as a
+# date here; a bare 4-digit number (0101) is a room number as often as a day and month, so it passes.
+_DAY_MONTH = re.compile(r"(?<!\d)(\d{1,2})/(\d{1,2})(?!\d)|(?<!\d)(\d\d)\.(\d\d)(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,11 @@ def _shape_problem(text: str) -> str | None:
         return "it has a run of 6 or more digits, like a record, NHS or phone number or a date."
     if not re.search(r"[a-z]", text) and sum(len(run) for run in digits) >= 7:
         return "it has 7 or more digits and no letters, like a phone or record number."
+    for pattern, why in _LETTER_NUMBER_RULES:
+        if any(match.group(1) not in LOCATION_WORDS for match in pattern.finditer(text)):
+            return why
+    if any(_is_day_month(*(int(n) for n in match.groups() if n)) for match in _DAY_MONTH.finditer(text)):
+        return "it has a day and a month joined by / or . like a date."
     alpha = re.findall(r"[a-z]+", text)
     unknown = [word for word in alpha if len(word) >= 4 and not _location_word(word)]
     if unknown:
@@ -141,6 +165,11 @@ def _shape_problem(text: str) -> str | None:
     if len(name_parts) >= 2:
         return "it joins name-like words with a separator."
     return None
+
+
+def _is_day_month(first: int, second: int) -> bool:
+    """Either order: 12/31 (month/day) or 31.12 (day.month)."""
+    return any(1 <= month <= 12 and 1 <= day <= 31 for month, day in ((first, second), (second, first)))
 
 
 def _location_word(word: str) -> bool:

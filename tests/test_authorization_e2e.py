@@ -162,6 +162,73 @@ def test_the_same_click_in_its_own_channel_works(wards: Served, store: Store) ->
     assert store.find_open_episode(WARD_B, "bed75") is None
 
 
+# --------------------------------------------------------------------------- reminder buttons across channels
+
+# A second server whose reminders fall due in seconds, so ward B's reminder (with its Snooze and "I'm on
+# it" buttons) is a real post. Reminders repeat in B throughout; what must not happen is an answer.
+REMINDER_SECONDS = 2
+reminding = served("reminding", env={
+    "CRSBOT_ALLOWED_CHANNELS": f"{WARD_A},{WARD_B}",
+    "CRSBOT_REASSESS_INTERVALS": ",".join(f"{g}={REMINDER_SECONDS}s" for g in (1, 2, 3, 4)),
+    "CRSBOT_TICK_SECONDS": "0.2",
+})
+
+
+@pytest.fixture(scope="module")
+def reminding_store(reminding: Served) -> Iterator[Store]:
+    engine = make_engine(default_database_url(reminding.data_dir))
+    yield Store(engine)
+    engine.dispose()
+
+
+def posted_reminder(served_: Served, channel: str, patient: str) -> dict[str, Any]:
+    """The first reminder posted in `channel` for `patient` after grading them there."""
+    mark = served_.mark()
+    assert served_.slash(f"{GRADE_3} patient={patient}", channel=channel).status == 200
+
+    def reminder(call: RecordedCall) -> bool:
+        return (call.ok and call.method == "chat.postMessage" and call.params.get("channel") == channel
+                and str(call.params.get("text", "")).startswith(":alarm_clock:")
+                and f"*{patient}*" in str(call.params.get("text")))
+    call = served_.wait_for(reminder, after=mark, timeout=REMINDER_SECONDS + 15)
+    return next(m for m in served_.fake.messages(channel) if m["ts"] == call.response["ts"])
+
+
+def answers(store: Store, episode_id: int) -> list[Any]:
+    """What a Snooze or "I'm on it" leaves: answer audits, answered reminders, a cancelled reassess."""
+    audited = [e for e in store.iter_audit()
+               if e.action == "reminder_answered" and (e.detail or {}).get("episode_id") == episode_id]
+    marked = [r for r in store.reminders(episode_id=episode_id) if r.answered_by or r.status == "cancelled"]
+    return [*audited, *marked]
+
+
+@pytest.mark.parametrize(("action", "patient"), [(ActionId.SNOOZE, "bed81"), (ActionId.ACK, "bed82")],
+                         ids=["snooze", "on-it"])
+def test_a_reminder_button_from_ward_b_clicked_in_ward_a_changes_nothing(
+        reminding: Served, reminding_store: Store, action: ActionId, patient: str) -> None:
+    reminder = posted_reminder(reminding, WARD_B, patient)
+    episode = reminding_store.find_open_episode(WARD_B, patient)
+    assert episode is not None
+    seen = len(refusals(reminding_store))
+
+    mark = reminding.mark()
+    assert reminding.click(reminder, action.value, channel=WARD_A).status == 200
+    assert "nothing was changed" in refusal_to(reminding, WARD_A, mark)
+    changed_nothing(reminding, mark, WARD_A)
+    assert reminding.calls_since(mark, "chat.update") == []  # no note on B's reminder, nor anywhere
+    assert answers(reminding_store, episode.id) == []
+    audited = refusals(reminding_store)[seen:]
+    assert [(e.channel_id, e.detail["reason"]) for e in audited] == [(WARD_A, "unsealed_value")]
+    assert patient not in json.dumps([e.detail for e in audited]) and audited[0].patient_label is None
+
+    # The same button where it was posted works: the refusal above is about the channel.
+    mark = reminding.mark()
+    assert reminding.click(reminder, action.value, channel=WARD_B).status == 200
+    reminding.wait_for(lambda c: c.ok and c.method == "chat.update" and c.params.get("channel") == WARD_B
+                       and c.params.get("ts") == reminder["ts"], after=mark)
+    assert answers(reminding_store, episode.id)
+
+
 # --------------------------------------------------------------------------- forms across channels
 
 

@@ -197,3 +197,32 @@ def test_bad_site_rulebook_is_a_configuration_error(tmp_path: Path) -> None:
     assert done.returncode == 3
     assert str(bad) in done.stderr and "not valid TOML" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- the patient-label guard ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("label", ["John-Smith", "1980-01-01", "01/01/1980", "jd1980", "A1234567"])
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_an_identifier_label_exits_2_without_repeating_it(label: str, json_flag: list[str]) -> None:
+    """The CLI stores nothing, but prints the label in its reply: the same guard as Slack refuses it."""
+    done = run("grade", "temp=39", f"patient={label}", *json_flag)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    assert done.stderr.startswith("crsbot: `patient`: this label looks like a name or a record number")
+    assert "bed or study label" in done.stderr
+    assert label.lower() not in done.stderr.lower()
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bed_label_is_graded() -> None:
+    done = run("grade", "temp=39", "patient=bed12")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("bed12 · CRS at least grade 1")
+
+
+def test_the_site_allow_pattern_reaches_the_cli() -> None:
+    """The guard is the site's (settings from the environment), not a default copy."""
+    assert run("grade", "temp=39", "patient=012003").returncode == 2  # 6 digits: refused by default
+    done = run_json("grade", "temp=39", "patient=012003", CRSBOT_PATIENT_ALLOW_PATTERN=r"\d{6}")
+    assert done["input"]["patient"] == "012003"

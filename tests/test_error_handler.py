@@ -53,7 +53,7 @@ def test_a_malformed_timestamp_reaching_bolt_gets_no_reply_post_or_audit(fake: F
                               headers={"content-type": "application/x-www-form-urlencoded",
                                        "x-slack-request-timestamp": "abc", "x-slack-signature": "v0=00"})
         response = runtime.app.dispatch(request)
-        assert response.status in (401, 500)
+        assert response.status == 401  # the handler's own answer for an unverified request
         assert not _answered(fake, channel, wait=1.0)
         assert list(runtime.deps.store.iter_audit()) == []
     finally:

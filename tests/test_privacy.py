@@ -4,6 +4,8 @@ table cannot quietly shrink)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from grading.errors import PatientLabelError
@@ -14,6 +16,8 @@ IDENTIFIERS = [
     "1980-01-01", "01/01/1980", "1/1/80", "01.01.1980", "31-12-1999", "12/31/99", "2001.12.31", "1980_01_01",
     "19800101", "010180", "01jan1980", "1jan80", "jan-01-1980", "dec311999", "03/1980", "1980-03",
     "dob-0101", "born1980", "15march1975",
+    # day and month without a year, joined by / or .
+    "12/31", "31.12", "1/4", "07.04",
     # phone numbers
     "555-123-4567", "555.123.4567", "5551234567", "07700900123", "+447700900123", "555-1234", "1234-5678",
     "020-7946-0958",
@@ -24,9 +28,13 @@ IDENTIFIERS = [
     # record numbers: letters + long digit runs, prefixed ids
     "A1234567", "hosp-1234567", "MRN-0042", "mrn12", "mr-44", "id-45", "id7", "pid-330", "K123456",
     "RJ1234567", "12345678", "ab-123456", "x0000001", "chi-0101", "urn-22", "record7",
+    # letters with a 5-digit number (record-number shapes one digit short of the run rule)
+    "a12345", "ab12345", "ab-12345", "12345ab",
     # names, joined by separators or run together
     "John-Smith", "smith/john", "john.smith", "j.smith", "smith_j", "mary-jane-smith", "jsmith1980",
     "johnsmith", "smith", "ann-lee", "joe.doe", "bob-smith-4", "o.connor", "edward", "eastwood2",
+    # initials with a birth year, either order, with or without a separator
+    "jd1980", "jd-1980", "1980jd", "jo.1980", "j_1985", "mk2003",
     # several words (never joined)
     "John Smith", "smith john 12", "bed 12 john", "mary ann",
 ]
@@ -36,6 +44,10 @@ LEGITIMATE = [
     "bed7", "bed2", "bedzq77", "bay3-bed4", "ward5/bed2", "hdu-1", "picu.2", "side-room-4", "rm12",
     "b12", "4a", "12", "3-12", "icu-b", "pt-03", "cohort2-07", "arm-b-004", "study-7-21", "walkin0001",
     "chair-6", "bed000", "c2", "5n-14", "icu_b-2",
+    # a location or study word beside a year-like or 5-digit number is a code, not initials or an MRN
+    "pt-01234", "study-01234", "rm2010",
+    # a bare 4-digit number is a room number as often as a day and month (0101 = floor 1, room 01)
+    "0101", "1204",
 ]
 
 
@@ -46,6 +58,16 @@ def test_identifier_shaped_labels_are_refused(label: str) -> None:
     assert "name or a record number" in caught.value.user_message()
 
 
+@pytest.mark.parametrize("label", IDENTIFIERS)
+def test_the_refusal_never_repeats_the_label(label: str) -> None:
+    reason = judge_label(label).reason or ""
+    assert reason
+    assert "".join(label.lower().split()) not in reason.lower()
+    with pytest.raises(PatientLabelError) as caught:
+        check_patient_label(label)
+    assert label.lower() not in caught.value.user_message().lower()
+
+
 @pytest.mark.parametrize("label", LEGITIMATE)
 def test_real_bed_and_study_labels_pass(label: str) -> None:
     assert check_patient_label(label) == label.lower()
@@ -54,6 +76,13 @@ def test_real_bed_and_study_labels_pass(label: str) -> None:
 def test_the_table_is_big_enough() -> None:
     assert len(set(IDENTIFIERS)) == len(IDENTIFIERS) >= 60
     assert len(set(LEGITIMATE)) == len(LEGITIMATE) >= 30
+
+
+def test_the_readme_reports_the_table_s_counts() -> None:
+    """The admin reads the counts in README's Security section: they are this table's."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert f"{len(IDENTIFIERS)} identifier-shaped labels, all refused" in readme
+    assert f"{len(LEGITIMATE)} real bed and study labels, all accepted" in readme
 
 
 def test_a_study_word_and_one_code_is_joined_unambiguously() -> None:
@@ -100,3 +129,9 @@ def test_redacted_text_keeps_no_refused_label() -> None:
     assert "temp=39" in redacted and "<@U123>" in redacted
     assert redacted.count(REFUSED_MARKER) == 4
     assert redact_labels("temp=39 patient=bed12") == "temp=39 patient=bed12"
+
+
+def test_redaction_keeps_clinical_decimals() -> None:
+    """The day/month rule reads 31.12 as a date, not o2=2.5 or weight=12.5 (the audit judges every value)."""
+    text = "temp=38.5 o2=2.5 weight=12.5 fio2=0.4 sbp=85 patient=31.12"
+    assert redact_labels(text) == f"temp=38.5 o2=2.5 weight=12.5 fio2=0.4 sbp=85 patient={REFUSED_MARKER}"

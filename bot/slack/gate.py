@@ -5,13 +5,17 @@ Order matters. The headers are checked first (a timestamp that is not digits, ou
 window, or a signature that is not `v0=<64 hex>` is refused with 401 and the body is never read).
 Then the body is read in bounded chunks, never past `MAX_BODY_BYTES` (413). Then the HMAC is
 compared in constant time (401). Only then is the request checked against the shared replay
-memory and for Slack's own retries: both are acknowledged with 200 and do nothing.
+memory: a request seen before is acknowledged with 200 and does nothing. An Events API request is
+remembered by its `event_id`, which Slack's retries (`X-Slack-Retry-Num`, new timestamp and signature)
+keep, so a retry of an event already taken does nothing while a retry of one that never got through
+(lost, or refused 503 while the database was away) does the work once. Any other retry is dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +31,7 @@ CHUNK_BYTES = 8 * 1024
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_EVENT_ID = re.compile(r"Ev[0-9A-Za-z]{1,60}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,18 @@ def check_signature(headers: Mapping[str, str], body: bytes, secret: str) -> Ver
     return Verdict(0, "verified", body=body, signature=signature)
 
 
+def event_id(body: bytes) -> str | None:
+    """The `event_id` of a verified Events API body (JSON), else None (commands and clicks are forms)."""
+    if not body.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    value = data.get("event_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and _EVENT_ID.fullmatch(value) else None
+
+
 def wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     """Request headers from a WSGI environ, lower-cased with dashes."""
     return {key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items()
@@ -114,8 +131,9 @@ def verify_request(environ: Mapping[str, Any], secret: str,
     verified = check_signature(headers, read.body, secret)
     if not verified.passed:
         return verified
-    if headers.get("x-slack-retry-num"):
+    event = event_id(verified.body)
+    if headers.get("x-slack-retry-num") and (event is None or first_time is None):
         return refuse(200, "Slack retry acknowledged without repeating the work")
-    if first_time is not None and not first_time(verified.signature):
-        return refuse(200, "replayed request acknowledged without repeating the work")
+    if first_time is not None and not first_time(f"event:{event}" if event else verified.signature):
+        return refuse(200, "replayed or retried request acknowledged without repeating the work")
     return verified

@@ -8,10 +8,16 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bot.storage.db import DEFAULT_SQLITE_FILENAME, make_engine, normalise_url, unwritable_sqlite_folder, upgrade
 from grading.errors import CrsbotError
+
+
+# The drivers crsbot ships (after `normalise_url`): SQLite through the standard library, PostgreSQL through
+# psycopg 3. Any other dialect or driver (mysql://, oracle://, postgresql+asyncpg://) is refused by name
+# before SQLAlchemy tries to import a module that is not installed.
+SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql+psycopg"})
 
 
 class DatabaseSetupError(CrsbotError):
@@ -33,6 +39,9 @@ def open_database(url: str | None, data_dir: Path, pool_size: int | None = None)
         raise DatabaseSetupError(f"{variable}: not a database URL; expected e.g. "
                                  "postgresql://user:password@host:5432/crsbot or sqlite:////data/crsbot.sqlite3") \
             from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise DatabaseSetupError(f"{variable}: database driver '{make_url(url).drivername}' is not supported; "
+                                 "only PostgreSQL (postgresql://) and SQLite (sqlite://) are")
     folder = unwritable_sqlite_folder(parsed)
     if folder is not None:
         uid = os.getuid()
@@ -41,9 +50,6 @@ def open_database(url: str | None, data_dir: Path, pool_size: int | None = None)
     shown = parsed.render_as_string(hide_password=True)
     try:
         engine = make_engine(parsed, pool_size=pool_size)
-    except NoSuchModuleError:
-        raise DatabaseSetupError(f"{variable}: unknown database driver '{make_url(url).drivername}'; "
-                                 "use postgresql:// or sqlite://") from None
     except (OSError, SQLAlchemyError, ValueError) as exc:
         raise DatabaseSetupError(f"{variable}: cannot use {shown} ({_first_line(exc)})") from None
     try:

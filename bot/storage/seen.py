@@ -23,7 +23,7 @@ class SeenRequests:
         self._lock = threading.Lock()
 
     def first_time(self, signature: str, now: datetime | None = None) -> bool:
-        """Record `signature`; False if any replica recorded it before (a replay)."""
+        """Record `signature` (or `event:<event_id>`); False if any replica recorded it before (a replay)."""
         now = now or datetime.now(timezone.utc)
         self._maybe_prune(now)
         try:

@@ -239,8 +239,9 @@ class AuditRow(Base):
 
 
 class SeenRequestRow(Base):
-    """A signed Slack request already acted on (by its signature), kept for the replay window so a
-    replayed copy does nothing on any replica."""
+    """A signed Slack request already acted on (by its signature, or `event:<event_id>` for an Events API
+    request, which Slack's retries keep), kept for the replay window so a replayed copy or a retry does
+    nothing on any replica."""
 
     __tablename__ = "seen_requests"
     __table_args__ = (Index("ix_seen_requests_seen_at", "seen_at"),)
