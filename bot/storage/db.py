@@ -216,7 +216,8 @@ WAKE_CHANNEL = "crsbot_reminders"
 """PostgreSQL NOTIFY channel: a booking committed by one replica wakes the reminder engines of the others."""
 
 
-def notify_bookings(session: Session) -> None:
+def notify_bookings(session: Session | Connection) -> None:
     """Queue a wake-up for other replicas; PostgreSQL delivers it at commit (and only if it commits)."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})

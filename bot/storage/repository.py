@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, insert, select, update
+from sqlalchemy import Connection, Engine, Select, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock, SystemClock, as_utc
@@ -112,7 +112,7 @@ class Repository:
         return row
 
     @staticmethod
-    def _add_reminder(session: Session, episode_id: int, kind: str, due_at: datetime, now: datetime) -> ReminderRow:
+    def _add_reminder(session: Session | Connection, episode_id: int, kind: str, due_at: datetime, now: datetime) -> ReminderRow:
         if kind not in REMINDER_KINDS:
             raise ValueError(f"unknown reminder kind {kind!r}; expected one of {REMINDER_KINDS}")
         due = as_utc(due_at)
@@ -125,7 +125,7 @@ class Repository:
 
     @staticmethod
     def _set_status(
-        session: Session,
+        session: Session | Connection,
         ids: Collection[int],
         from_statuses: Collection[str],
         values: dict[str, Any],
@@ -141,7 +141,7 @@ class Repository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
-    def _cancel_pending(session: Session, episode_ids: int | Collection[int], kinds: Collection[str]) -> int:
+    def _cancel_pending(session: Session | Connection, episode_ids: int | Collection[int], kinds: Collection[str]) -> int:
         """Cancel the pending reminders of `kinds` of one episode or of many (one statement either way)."""
         if not kinds:
             return 0
@@ -159,7 +159,7 @@ class Repository:
         return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
-    def _mark_answered(session: Session, episode_id: int, user_id: str, now: datetime) -> tuple[int, ...]:
+    def _mark_answered(session: Session | Connection, episode_id: int, user_id: str, now: datetime) -> tuple[int, ...]:
         """Mark the episode's posted, unanswered cadence reminders as answered."""
         ids = tuple(
             session.scalars(

@@ -13,9 +13,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind
 from bot.storage.records import Assessment, Episode, RecordedAssessment, Reminder
@@ -106,10 +105,9 @@ class AssessmentRepository(Repository):
         next_reassess_at: datetime | None = None,
     ) -> RecordedAssessment:
         now = self._now()
-        with self._tx() as session:
-            # Core statements, not the ORM unit of work: this runs for every command, and a flush of
-            # two new objects costs more CPU than the insert itself.
-            db = session.connection()
+        with self.engine.begin() as db:
+            # A Core connection, not a Session and its unit of work: this runs for every command, and the
+            # Session's layers cost more CPU than the statements themselves.
             episode: Episode | None = None
             is_new = False
             if label is not None:
@@ -157,8 +155,7 @@ class AssessmentRepository(Repository):
                 }))
             booked = None
             if restart_cadence and episode is not None:
-                booked = self._restart_cadence(session, episode, user_id, next_reassess_at, now, is_new)
-                session.flush()
+                booked = self._restart_cadence(db, episode, user_id, next_reassess_at, now, is_new)
             return RecordedAssessment(
                 assessment=Assessment(id=assessment_id, episode_id=assessment["episode_id"], channel_id=channel_id,
                                       kind=kind, inputs=inputs, result=result, grade=grade, rulebook_id=rulebook_id,
@@ -170,20 +167,22 @@ class AssessmentRepository(Repository):
             )
 
     def _restart_cadence(
-        self, session: Session, row: Episode, user_id: str, due_at: datetime | None, now: datetime, is_new: bool
+        self, db: Connection, row: Episode, user_id: str, due_at: datetime | None, now: datetime, is_new: bool
     ) -> ReminderRow | None:
         """A new assessment answers "please reassess": posted reminders are answered, pending
         reassess/escalation cancelled, and the next reassess booked (while the episode is open)."""
         answered: tuple[int, ...] = ()
         if not is_new:  # a new episode has no reminders yet
-            self._cancel_pending(session, row.id, CADENCE_KINDS)
-            answered = self._mark_answered(session, row.id, user_id, now)
+            self._cancel_pending(db, row.id, CADENCE_KINDS)
+            answered = self._mark_answered(db, row.id, user_id, now)
         if answered:
-            self._add_audit(session, now, "reminder_answered", row.channel_id, user_id, row.patient_label,
-                            {"episode_id": row.id, "action": "assessment", "reminder_ids": list(answered)})
+            db.execute(_INSERT_AUDIT, dict(
+                at=now, channel_id=row.channel_id, user_id=user_id, action="reminder_answered",
+                patient_label=row.patient_label,
+                detail_json={"episode_id": row.id, "action": "assessment", "reminder_ids": list(answered)}))
         if due_at is None or row.status != EpisodeStatus.OPEN:
             return None
-        return self._add_reminder(session, row.id, ReminderKind.REASSESS, due_at, now)
+        return self._add_reminder(db, row.id, ReminderKind.REASSESS, due_at, now)
 
     def patient_history(self, channel_id: str, patient_label: str | None) -> PatientHistory:
         """What grading needs about a patient, in one read: the open episode's product and, per product,
