@@ -56,7 +56,7 @@ def test_console_posts_the_scheduled_handoff_once_at_the_configured_time(tmp_pat
     handoff = out[out.index("CRS handoff: 1 open episode(s)"):]
     before = out[:out.index("CRS handoff: 1 open episode(s)")]
     assert "> advance 31m" in before and "> advance 1m" not in before, "posted when the clock passed the time"
-    assert "*bed7* · LUNSUMIO (IV) · CRS now 3, worst 3" in handoff
+    assert "*bed7* · IV · CRS 3, worst 3" in handoff
     assert "admitted to hospital for 24 hours. [NCCN-ENGAGE]" in handoff
     assert "*bed8* (IV, worst 2) resolved" in handoff and "next dose not before" in handoff
 
@@ -115,4 +115,6 @@ def test_two_replicas_post_the_scheduled_handoff_once(pg_database_factory: Calla
 
 
 def section_text(params: dict[str, Any]) -> str:
-    return "\n".join(b["text"]["text"] for b in params["blocks"] if b["type"] == "section")
+    """The message's words: its sections and the next-dose key under them (no-break spaces read as spaces)."""
+    return "\n".join(b["text"]["text"] if b["type"] == "section" else b["elements"][0]["text"]
+                     for b in params["blocks"] if b["type"] in ("section", "context")).replace("\u00a0", " ")

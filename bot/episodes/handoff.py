@@ -29,12 +29,13 @@ GRACE = timedelta(hours=1)  # a scheduled handoff missed by more than this (bot 
 
 
 def _next_dose(rulebook: Rulebook, episode: Episode, icans_worst: int | None) -> tuple[NextDoseLine, ...]:
-    """The rulebook's next-dose entries for the episode's worst grades, as worded there (or its pointer to the
-    label when the entry is not in the rulebook)."""
+    """The rulebook's next-dose entries for the episode's worst grades, as worded there (with the label section
+    to consult when the entry is not in the rulebook)."""
     actions = select(rulebook.crs, episode.worst_grade or 0, episode.recurrent_of is not None, ("next_dose",))
     if icans_worst:
         actions += select(rulebook.icans, icans_worst, False, ("next_dose",))
-    return tuple(NextDoseLine(a.text, a.source) for a in actions)
+    see = {e.id: e.see for e in (*rulebook.crs, *rulebook.icans) if e.status == "not_available"}
+    return tuple(NextDoseLine(a.text, a.source, see.get(a.id)) for a in actions)
 
 
 def _overdue(reminders: list[Reminder], now: datetime) -> datetime | None:
