@@ -19,12 +19,16 @@ from slack_sdk import WebClient
 
 from bot.clock import ManualClock
 from bot.episodes.handoff import HandoffSchedule, HandoffScheduler, gather
+from bot.handlers.deps import Deps
+from bot.handlers.handoff import SlackHandoffPoster
 from bot.rulebooks import load_rulebooks
+from bot.seal import Sealer
 from bot.settings import load_settings
+from bot.slack.sender import Sender, make_client
 from bot.storage import Store
 from bot.storage.db import make_engine, upgrade
 from bot.storage.handoffs import HandoffLog
-from bot.testing.slack_fake import FakeSlack
+from bot.testing.slack_fake import FakeSlack, RecordedCall
 from grading.pipeline import assess_crs, assess_icans
 from grading.parse import parse_crs, parse_icans
 from messages.blocks import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS
@@ -186,6 +190,11 @@ def test_resolved_list_starts_after_the_previous_handoff(store: Store, clock: Ma
     assert handoff.patients == ()
 
 
+def slack_deps(store: Store, fake: FakeSlack, timeout: float = 10) -> Deps:
+    return Deps(settings=load_settings(), rulebooks=RULEBOOKS, store=store, sealer=Sealer("test"),
+                sender=Sender(make_client("xoxb-test", fake.api_url, timeout=timeout)))
+
+
 @pytest.mark.parametrize("episodes", [30, 80])
 def test_a_big_channel_stays_within_block_kit_limits(store: Store, clock: ManualClock, episodes: int) -> None:
     for n in range(episodes):
@@ -259,40 +268,92 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     made.dispose()
 
 
+SLOT = datetime.combine(CLOCK_START.date(), time(8, 30), tzinfo=timezone.utc)
+LEASE = timedelta(minutes=2)
+
+
+def replica(name: str, store: Store, fake: FakeSlack, clock: ManualClock, timeout: float = 10) -> HandoffScheduler:
+    """One replica's scheduler as bot/app.py builds it, posting through the real sender to the Slack fake."""
+    deps = slack_deps(store, fake, timeout)
+    return HandoffScheduler(HandoffSchedule((SLOT.time(),), ZoneInfo("UTC")), HandoffLog(store.engine, clock),
+                            SlackHandoffPoster(deps), clock, name, lease=LEASE,
+                            post_timeout=timedelta(seconds=timeout))
+
+
+def handoff_posts(fake: FakeSlack, channel: str) -> list[RecordedCall]:
+    return [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel
+            and str(c.params.get("text", "")).startswith("CRS handoff")]
+
+
 def test_two_replicas_ticking_together_post_each_slot_once(engine: Engine, clock: ManualClock) -> None:
     store = Store(engine, clock)
     for channel in ("C0WARD1", "C0WARD2"):
         record(store, "temp=39 sbp=85 pressor=1 patient=bed5", channel=channel)
-    schedule = HandoffSchedule((time(8, 30),), ZoneInfo("UTC"))
-    posts: list[tuple[str, str]] = []
-    lock = threading.Lock()
-    failing = {"C0WARD2": 1}  # the first post there fails: the claim is given back and retried
-
-    def post_as(replica: str) -> Callable[[str, bool], tuple[str, list[str]]]:
-        def post(channel: str, scheduled: bool) -> tuple[str, list[str]]:
-            with lock:
-                if failing.get(channel):
-                    failing[channel] -= 1
-                    raise OSError("slack down")
-                posts.append((channel, replica))
-            return f"1.{len(posts)}", ["bed5"]
-        return post
-
-    replicas = [HandoffScheduler(schedule, HandoffLog(engine, clock), post_as(name), clock, name)
-                for name in ("a", "b")]
-    for _ in range(2):
-        assert all(not r.tick() for r in replicas), "nothing before the slot"
-    clock.set(datetime.combine(CLOCK_START.date(), time(8, 30, 1), tzinfo=timezone.utc))
-    for _ in range(4):  # several ticks of both replicas, concurrently
-        threads = [threading.Thread(target=r.tick) for r in replicas]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for r in replicas:
-            r._done.clear()  # as a restarted replica would: only the database remembers
-    assert sorted(c for c, _ in posts) == ["C0WARD1", "C0WARD2"], posts
+    with FakeSlack() as fake:
+        replicas = [replica(name, store, fake, clock) for name in ("a", "b")]
+        for _ in range(2):
+            assert all(not r.tick() for r in replicas), "nothing before the slot"
+        clock.set(SLOT + timedelta(seconds=1))
+        fake.fail_next("chat.postMessage", status=500)  # the first post fails: handed back, then posted once
+        for _ in range(4):  # several ticks of both replicas, concurrently
+            threads = [threading.Thread(target=r.tick) for r in replicas]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for r in replicas:
+                r._done.clear()  # as a restarted replica would: only the database remembers
+        for channel in ("C0WARD1", "C0WARD2"):
+            assert len([c for c in handoff_posts(fake, channel) if c.ok]) == 1, fake.calls
+    assert len([c for c in fake.calls_to("chat.postMessage") if not c.ok]) == 1, "the injected failure happened"
     log = HandoffLog(engine, clock)
     for channel in ("C0WARD1", "C0WARD2"):
         (row,) = log.posts(channel)
         assert row[0] == "2026-03-02T08:30:00+00:00" and row[1] is not None
+
+
+def test_a_claim_whose_replica_died_is_posted_by_another_after_the_lease(engine: Engine, clock: ManualClock) -> None:
+    store = Store(engine, clock)
+    record(store, "temp=39 sbp=85 pressor=1 patient=bed5", channel="C0WARD1")
+    log = HandoffLog(engine, clock)
+    clock.set(SLOT + timedelta(seconds=1))
+    dead = log.claim("C0WARD1", SLOT.isoformat(), "dead")  # claimed, then the replica died before posting
+    assert dead is not None
+    with FakeSlack() as fake:
+        replicas = [replica(name, store, fake, clock) for name in ("a", "b")]
+        assert [r.tick() for r in replicas] == [[], []], "a claim within its lease is respected"
+        clock.advance(LEASE - timedelta(seconds=2))
+        assert [r.tick() for r in replicas] == [[], []]
+        clock.advance(timedelta(seconds=2))
+        assert [r.tick() for r in replicas] == [[("C0WARD1", SLOT.isoformat())], []]
+        for _ in range(3):
+            clock.advance(LEASE)
+            assert [r.tick() for r in replicas] == [[], []]
+        (post,) = handoff_posts(fake, "C0WARD1")
+        assert "*bed5*" in post.params["blocks"][2]["text"]["text"]
+    (row,) = log.posts("C0WARD1")
+    assert row[2] == post.response["ts"]
+    assert log.reclaim(dead, "dead", clock.now()) is None, "the dead replica, merely slow, cannot take it back"
+
+
+def test_a_post_that_landed_before_its_replica_died_is_recorded_not_posted_again(engine: Engine,
+                                                                                 clock: ManualClock) -> None:
+    store = Store(engine, clock)
+    record(store, "temp=39 sbp=85 pressor=1 patient=bed5", channel="C0WARD1")
+    clock.set(SLOT + timedelta(seconds=1))
+    with FakeSlack() as fake:
+        # Slack takes the post but answers after the sender has given up: the outcome is unknown to replica a.
+        fake.respond_slowly("chat.postMessage", delay=2)
+        first = replica("a", store, fake, clock, timeout=1)
+        assert first.tick() == []
+        (landed,) = handoff_posts(fake, "C0WARD1")
+        second = replica("b", store, fake, clock)
+        assert second.tick() == [], "handed back, but found in the channel: not posted again"
+        clock.advance(LEASE)
+        assert first.tick() == [] and second.tick() == []
+        assert handoff_posts(fake, "C0WARD1") == [landed]
+    log = HandoffLog(engine, clock)
+    (row,) = log.posts("C0WARD1")
+    assert row[2] == landed.response["ts"]
+    (audit,) = [a for a in store.iter_audit() if a.action == "handoff"]
+    assert audit.detail["reconciled"] is True
