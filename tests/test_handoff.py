@@ -18,6 +18,10 @@ from sqlalchemy import Engine
 from slack_sdk import WebClient
 
 from bot.clock import ManualClock
+from bot.episodes.engine import ReminderEngine
+from bot.episodes.notifier import SlackNotifier
+from bot.episodes.policy import ReminderPolicy
+from bot.handlers import reminders as reminder_posts
 from bot.episodes.handoff import HandoffSchedule, HandoffScheduler, gather
 from bot.handlers.deps import Deps
 from bot.handlers.handoff import SlackHandoffPoster
@@ -28,6 +32,7 @@ from bot.slack.sender import Sender, make_client
 from bot.storage import Store
 from bot.storage.db import make_engine, upgrade
 from bot.storage.handoffs import HandoffLog
+from bot.storage.kinds import ReminderKind
 from bot.testing.slack_fake import FakeSlack, RecordedCall
 from grading.pipeline import assess_crs, assess_icans
 from grading.parse import parse_crs, parse_icans
@@ -193,6 +198,68 @@ def test_resolved_list_starts_after_the_previous_handoff(store: Store, clock: Ma
 def slack_deps(store: Store, fake: FakeSlack, timeout: float = 10) -> Deps:
     return Deps(settings=load_settings(), rulebooks=RULEBOOKS, store=store, sealer=Sealer("test"),
                 sender=Sender(make_client("xoxb-test", fake.api_url, timeout=timeout)))
+
+
+def reminder_engine(store: Store, clock: ManualClock, fake: FakeSlack) -> ReminderEngine:
+    """The reminder engine as bot/app.py builds it (grade 3: hourly; escalation 15 min after an unanswered
+    reminder), posting to the Slack fake."""
+    deps = slack_deps(store, fake)
+    notifier = SlackNotifier(deps.sender, {kind: (lambda due: reminder_posts.render(deps, due))
+                                           for kind in ReminderKind})
+    intervals = {1: timedelta(hours=6), 2: timedelta(hours=2), 3: timedelta(hours=1), 4: timedelta(minutes=30)}
+    return ReminderEngine(store, clock, notifier, "r1", ReminderPolicy(intervals, timedelta(minutes=15)))
+
+
+def test_what_is_due_follows_the_reminders_and_escalations(store: Store, clock: ManualClock) -> None:
+    """Each reminder state a row can be in: next reassessment within the window, none within it, overdue with
+    the escalation booked, escalated and unanswered, and answered."""
+    with FakeSlack() as fake:
+        reminders = reminder_engine(store, clock, fake)
+        try:
+            for text, grade in (("temp=39 sbp=85 pressor=1 patient=bed1", 3),
+                                ("temp=38.6 o2=2 device=nc sbp=110 patient=bed2", 2),
+                                ("temp=38.4 sbp=120 pressor=0 o2=ra patient=bed3", 1)):
+                record(store, text)
+                episode = store.find_open_episode(CH, text.rsplit("=", 1)[1])
+                assert episode is not None
+                reminders.schedule_after_assessment(episode.id, grade, "U0DOC")
+
+            def rows() -> dict[str, str]:
+                payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))
+                return {label: patient_row(payload, label) for label in ("bed1", "bed2", "bed3")}
+
+            def at(delta: timedelta) -> str:
+                return f"<!date^{int((CLOCK_START + delta).timestamp())}^{{time}}|"
+
+            clock.advance(timedelta(minutes=10))
+            now = rows()
+            assert f"next reassessment {at(timedelta(hours=1))}" in now["bed1"]
+            assert f"next reassessment {at(timedelta(hours=2))}" in now["bed2"]
+            assert "reassessment" not in now["bed3"], "due in 6 h: past the 4 h the handoff looks ahead"
+            assert not any("escalat" in row or "overdue" in row for row in now.values())
+
+            clock.advance(timedelta(minutes=50))
+            assert [due.episode.patient_label for due in reminders.tick()] == ["bed1"]  # posted, unanswered
+            clock.advance(timedelta(minutes=5))
+            bed1 = rows()["bed1"]
+            assert f"reassessment *overdue* since {at(timedelta(hours=1))}" in bed1
+            assert f"escalates {at(timedelta(hours=1, minutes=15))}" in bed1 and " if unanswered · next dose (" in bed1
+            assert "next reassessment" not in bed1
+
+            clock.advance(timedelta(minutes=10))
+            assert [due.kind for due in reminders.tick()] == ["escalation"]
+            bed1 = rows()["bed1"]
+            assert f":rotating_light: escalated {at(timedelta(hours=1, minutes=15))}" in bed1
+            assert bed1.split(":rotating_light: escalated ")[1].split(" · ")[0].endswith(", unanswered")
+            assert "escalates" not in bed1
+
+            bed1_episode = store.find_open_episode(CH, "bed1")
+            assert bed1_episode is not None
+            reminders.answer(episode_id=bed1_episode.id, user_id="U0DOC", action="ack")
+            bed1 = rows()["bed1"]
+            assert "escalat" not in bed1 and "overdue" not in bed1
+        finally:
+            reminders.shutdown()
 
 
 @pytest.mark.parametrize("episodes", [30, 80])
