@@ -18,7 +18,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(VENV)/bin/pip check
 	touch $(STAMP)
 
-.PHONY: install demo test bench lock image-smoke
+.PHONY: install demo test bench lock image-smoke readme-pictures
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -48,3 +48,7 @@ lock:
 # Build the image and try it (docker or podman); says SKIPPED where no engine works.
 image-smoke: $(STAMP)
 	$(VENV)/bin/python scripts/image-smoke
+
+# Redraw the README's episode picture (docs/episode-timeline.png) from the scripted episode.
+readme-pictures: $(STAMP)
+	$(VENV)/bin/python scripts/readme-pictures

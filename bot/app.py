@@ -22,7 +22,7 @@ from bot.episodes.policy import ReminderPolicy
 from bot.episodes.handoff import HandoffSchedule, HandoffScheduler
 from bot.handlers import reminders as reminder_posts
 from bot.handlers.deps import Deps
-from bot.handlers.handoff import handoff_log, post_handoff
+from bot.handlers.handoff import SlackHandoffPoster, handoff_log
 from bot.rulebooks import load_rulebooks
 from bot.seal import Sealer
 from bot.slack.sender import Sender, make_client
@@ -117,8 +117,8 @@ def scheduled_handoffs(settings: Settings, deps: Deps, clock: Clock, reminders: 
     if not times:
         return None
     scheduler = HandoffScheduler(HandoffSchedule(times, ZoneInfo(settings.timezone)), handoff_log(deps),
-                                 lambda channel, scheduled: post_handoff(deps, channel, scheduled), clock,
-                                 reminders.replica_id)
+                                 SlackHandoffPoster(deps), clock, reminders.replica_id, lease=reminders.lease,
+                                 post_timeout=reminders.post_timeout)
     reminders.tick_hooks.append(scheduler.tick)
     return scheduler
 

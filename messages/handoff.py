@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from string import ascii_lowercase
 from typing import Any
 
-from messages.blocks import MAX_BLOCKS, MAX_FALLBACK_CHARS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, clip, mrkdwn_escape
+from grading.decide import NOT_IN_RULEBOOK
+from messages.blocks import MAX_BLOCKS, MAX_FALLBACK_CHARS, MAX_SECTION_CHARS, clip, mrkdwn_escape
 from messages.episodes import human
 from messages.home import slack_date
-from messages.layout import JUDGMENT, PRODUCT_NAMES
+from messages.layout import JUDGMENT
 
-RESERVED_BLOCKS = 5  # header, summary, next-dose notes, resolved list, context
+RESERVED_BLOCKS = 4  # header, summary, resolved list, next-dose key with the footer
+MAX_CONTEXT_CHARS = 3000  # one mrkdwn element of a context block
+NBSP = "\u00a0"
 
 
 @dataclass(frozen=True, eq=True)
 class NextDoseLine:
-    """One next-dose constraint, worded from the rulebook entry (or its 'not in rulebook' pointer)."""
+    """One next-dose constraint: the rulebook entry's wording, or, for an entry the rulebook lacks, where the
+    label has it (`see`)."""
 
     text: str
     source: str
+    see: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,57 +75,95 @@ def _grade(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-def _reminders(p: PatientSummary, horizon: timedelta) -> str:
+def _product(product: str) -> str:
+    """The product as a handoff row names it: short, since every row is LUNSUMIO (IV or VELO)."""
+    return product.upper()
+
+
+def _nb(text: str) -> str:
+    """Words that belong together, held together on one line (no-break spaces): a narrow phone wraps the row
+    between its parts, never inside "assessed 1 h 10 min ago" or "CRS 3, worst 3". Never used around mrkdwn
+    markers or emoji, which Slack only recognises next to ordinary spaces."""
+    return text.replace(" ", NBSP)
+
+
+def _reminders(p: PatientSummary) -> str | None:
+    """Only what the incoming shift has to act on; the footer says how far ahead this looks."""
     if p.overdue_since is not None:
-        return f":alarm_clock: reassessment *overdue* since {slack_date(p.overdue_since, '{time}')}"
+        return f":alarm_clock: reassessment *overdue* {_nb('since ')}{slack_date(p.overdue_since, '{time}')}"
     if p.next_reminder is not None:
-        return f"next reassessment {slack_date(p.next_reminder, '{time}')}"
-    return f"no reminder in the next {horizon.total_seconds() / 3600:g} h"
+        return _nb("next reassessment ") + slack_date(p.next_reminder, '{time}')
+    return None
 
 
 def _escalation(p: PatientSummary) -> str | None:
     if p.escalated_at is not None:
-        return f":rotating_light: escalated {slack_date(p.escalated_at, '{time}')}, unanswered"
+        return f":rotating_light: {_nb('escalated ')}{slack_date(p.escalated_at, '{time}')},{NBSP}unanswered"
     if p.escalates_at is not None:
-        return f"escalates {slack_date(p.escalates_at, '{time}')} if unanswered"
+        return f"{_nb('escalates ')}{slack_date(p.escalates_at, '{time}')}{_nb(' if unanswered')}"
     return None
 
 
 def _line(line: NextDoseLine) -> str:
-    return f"{mrkdwn_escape(line.text)} [{line.source}]"
+    """The rulebook's wording; an entry it lacks is named by where to look, as the clinical reference words it
+    ("not in this rulebook; see LUNSUMIO VELO USPI section 2")."""
+    return mrkdwn_escape(f"{NOT_IN_RULEBOOK}: see {line.see}." if line.see else line.text)
 
 
-def shared_lines(patients: tuple[PatientSummary, ...] | list[PatientSummary]) -> dict[NextDoseLine, int]:
-    """Next-dose lines that several patients share, numbered: written once under the list, referred to by
-    number, so five patients still fit a phone."""
-    counts: dict[NextDoseLine, int] = {}
-    for p in patients:
-        for line in p.next_dose:
-            counts[line] = counts.get(line, 0) + 1
-    shared = [line for line, n in counts.items() if n > 1]
-    return {line: i for i, line in enumerate(shared, 1)}
+def note_keys(patients: tuple[PatientSummary, ...] | list[PatientSummary]) -> dict[NextDoseLine, str]:
+    """Each distinct next-dose line, lettered: written once in the key under the list (grouped by source) and
+    referred to by letter from each row, so five patients fit one phone screen."""
+    lines = list(dict.fromkeys(line for p in patients for line in p.next_dose))
+    sources = list(dict.fromkeys(line.source for line in lines))
+    lines.sort(key=lambda line: sources.index(line.source))
+    return {line: _letter(i) for i, line in enumerate(lines)}
 
 
-def patient_text(p: PatientSummary, at: datetime, horizon: timedelta, notes: dict[NextDoseLine, int]) -> str:
-    icans = (f" · ICANS now {_grade(p.icans_current)}, worst {_grade(p.icans_worst)}"
-             if p.icans_worst is not None or p.icans_current is not None else "")
-    status = [f"assessed {human(at - p.last_assessed)} ago" if p.last_assessed else "not assessed",
-              _reminders(p, horizon), _escalation(p)]
-    lines = [f"*{mrkdwn_escape(p.label)}* · {PRODUCT_NAMES.get(p.product, p.product)} · CRS now "
-             f"{_grade(p.current_grade)}, worst {_grade(p.worst_grade)}{icans}",
-             " · ".join(s for s in status if s)]
-    own = [_line(n) for n in p.next_dose if n not in notes]
-    refs = [f"({i})" for i in sorted(notes[n] for n in p.next_dose if n in notes)]
-    if own or refs:
-        lines.append("Next dose: " + " ".join(["; ".join(own)] * bool(own) + (["see " + " ".join(refs)] if refs else [])))
-    return clip("\n".join(lines), MAX_SECTION_CHARS)
+def _letter(n: int) -> str:
+    """a..z, then aa, ab...: a channel at Slack's block limit still gets a distinct key for every line."""
+    letters = ascii_lowercase
+    return letters[n] if n < len(letters) else letters[n // len(letters) - 1] + letters[n % len(letters)]
+
+
+def _key_text(keys: dict[NextDoseLine, str]) -> str:
+    by_source: dict[str, list[str]] = {}
+    for line, key in keys.items():
+        by_source.setdefault(line.source, []).append(f"*({key})* {_line(line)}")
+    return " ".join(" ".join(items) + f" [{source}]" for source, items in by_source.items())
+
+
+def patient_text(p: PatientSummary, at: datetime, keys: dict[NextDoseLine, str]) -> str:
+    """One row: who, how bad (now and worst), when last assessed, what is due, and which next-dose lines of the key
+    apply; each part kept whole, so the row wraps between parts."""
+    refs = ", ".join(sorted({keys[n] for n in p.next_dose}, key=lambda k: (len(k), k)))
+    parts = [_product(p.product), _nb(f"CRS {_grade(p.current_grade)}, worst {_grade(p.worst_grade)}"),
+             _nb(f"ICANS {_grade(p.icans_current)}, worst {_grade(p.icans_worst)}")
+             if p.icans_worst is not None or p.icans_current is not None else None,
+             _nb(f"assessed {human(at - p.last_assessed)} ago") if p.last_assessed else "not assessed",
+             _reminders(p), _escalation(p), _nb(f"next dose ({refs})") if refs else None]
+    return clip(f"*{mrkdwn_escape(p.label)}* · " + " · ".join(part for part in parts if part), MAX_SECTION_CHARS)
 
 
 def _resolved_text(r: ResolvedBrief) -> str:
     after = (f", next dose not before {slack_date(r.not_before)} ({r.symptom_free_hours:g} h symptom-free)"
              if r.not_before and r.symptom_free_hours else "")
-    return (f"*{mrkdwn_escape(r.label)}* ({r.product.upper()}, worst {_grade(r.worst_grade)}) resolved "
+    return (f"*{mrkdwn_escape(r.label)}* ({_product(r.product)}, worst {_grade(r.worst_grade)}) resolved "
             f"{slack_date(r.resolved_at)}{after}")
+
+
+def _packed(rows: list[str]) -> list[list[int]]:
+    """Rows one under the other in as few sections as Slack's section size allows (each gap between sections
+    costs height on a phone): the row indexes of each section."""
+    packed: list[list[int]] = []
+    size = 0
+    for i, row in enumerate(rows):
+        if packed and size + 1 + len(row) <= MAX_SECTION_CHARS:
+            packed[-1].append(i)
+            size += 1 + len(row)
+        else:
+            packed.append([i])
+            size = len(row)
+    return packed
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -128,7 +172,7 @@ def _section(text: str) -> dict[str, Any]:
 
 def _plain(text: str) -> str:
     """Mrkdwn with each date token replaced by its UTC fallback: for notifications and text-only clients."""
-    return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+    return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text).replace(NBSP, " ")
 
 
 def _fallback(h: Handoff, sections: list[str]) -> str:
@@ -137,27 +181,34 @@ def _fallback(h: Handoff, sections: list[str]) -> str:
 
 
 def render_handoff(h: Handoff) -> dict[str, Any]:
-    """A chat.postMessage payload. One section per open episode, most severe first; past Slack's block limit
-    the remaining patients are listed by name in one last section rather than dropped."""
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": clip(
-        f"CRS handoff · {h.at.astimezone(timezone.utc):%d %b %H:%M} UTC", MAX_HEADER_CHARS)}}]
+    """A chat.postMessage payload: one row per open episode, most severe first, each referring by letter to the
+    next-dose key under the list (the small print of a context block, as footnotes are), so a 5-patient channel
+    fits one phone screen. Past Slack's block limit the remaining patients are named in one last section
+    rather than dropped."""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": "CRS handoff"}}]
     since = f" since {slack_date(h.since)}" if h.since else ""
     summary = (f"{'Scheduled' if h.scheduled else 'Asked for'} {slack_date(h.at, '{time}')} · *{len(h.patients)}* "
                f"open · {len(h.resolved)} resolved{since} · on-call {h.oncall or 'not set (`/crs oncall @user`)'}")
     blocks.append(_section(summary if h.patients else summary + "\nNo open CRS episodes in this channel."))
     ordered = sorted(h.patients, key=lambda p: (-(p.current_grade or 0), -(p.worst_grade or 0), p.label))
     room = MAX_BLOCKS - RESERVED_BLOCKS - 1
-    shown, rest = (ordered, []) if len(ordered) <= room + 1 else (ordered[:room], ordered[room:])
-    notes = shared_lines(shown)
-    blocks.extend(_section(patient_text(p, h.at, h.horizon, notes)) for p in shown)
+    groups = _packed([patient_text(p, h.at, note_keys(ordered)) for p in ordered])
+    if len(groups) > room + 1:  # hundreds of episodes: the first ones in full, the others by name
+        cut = groups[room - 1][-1] + 1
+        shown, rest = ordered[:cut], ordered[cut:]
+    else:
+        shown, rest = ordered, []
+    keys = note_keys(shown)
+    rows = [patient_text(p, h.at, keys) for p in shown]
+    blocks.extend(_section("\n".join(rows[i] for i in group)) for group in _packed(rows))
     if rest:
         blocks.append(_section(f"…and {len(rest)} more open episode(s) (`/crs status` lists them): " +
                                ", ".join(f"*{mrkdwn_escape(p.label)}* CRS {_grade(p.current_grade)}" for p in rest)))
-    if notes:
-        blocks.append(_section("*Next-dose notes*\n" + "\n".join(f"({i}) {_line(n)}" for n, i in notes.items())))
     if h.resolved:
         blocks.append(_section("*Resolved" + since + ":*\n" + "\n".join(f"• {_resolved_text(r)}" for r in h.resolved)))
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(
-        f"Next-dose lines come from the rulebook only; times show in your time zone. {JUDGMENT}", 3000)}]})
-    sections = [b["text"]["text"] for b in blocks[1:] if b["type"] == "section"]
-    return {"text": _fallback(h, sections), "blocks": blocks}
+    hours = f"{h.horizon.total_seconds() / 3600:g}"
+    key = f"*Next dose (rulebook):* {_key_text(keys)} " if keys else ""
+    footer = f"Reminders shown: overdue or due within {hours} h. {JUDGMENT}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(key + footer, MAX_CONTEXT_CHARS)}]})
+    texts = [b["text"]["text"] if b["type"] == "section" else b["elements"][0]["text"] for b in blocks[1:]]
+    return {"text": _fallback(h, texts), "blocks": blocks}

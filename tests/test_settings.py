@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from bot.settings import DEFAULT_PATIENT_DENY, SettingsError, load_settings, require
+from tests.slack_support import clean_env, run_crsbot
 
 TOKEN = "xoxb-settings-test-1f2e3d4c5b6a"
 SIGNING = "signing-settings-test-9a8b7c6d5e"
@@ -146,12 +147,29 @@ def test_configuration_errors_do_not_echo_secrets(monkeypatch: pytest.MonkeyPatc
     ("CRSBOT_PATIENT_ALLOW_PATTERN", "bed[0-9"),
     ("CRSBOT_ESCALATE_AFTER", "0s"),
     ("CRSBOT_LOG_LEVEL", "chatty"),
+    ("CRSBOT_HANDOFF_TIMES", "7am"),
+    ("CRSBOT_HANDOFF_TIMES", "07:00,24:00"),
+    ("CRSBOT_HANDOFF_TIMES", "19.00"),
 ])
 def test_a_malformed_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     message = config_error(monkeypatch, **{name: value})
-    assert message.startswith("Configuration error: ")
+    assert message.startswith("Configuration error: ") and "\n" not in message.strip()
     assert f"{name}:" in message
     assert "Traceback" not in message and "pydantic" not in message.lower()
+
+
+def test_a_bad_handoff_time_stops_start_up_with_one_line_naming_the_variable(tmp_path: Path) -> None:
+    """`crsbot serve` itself, as a site would start it: it exits before serving, with one line that names the
+    variable and the part to fix (the good time beside it is not blamed)."""
+    env = clean_env({"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING,
+                     "SLACK_API_URL": "http://127.0.0.1:9/api/", "CRSBOT_DATA_DIR": str(tmp_path / "data"),
+                     "CRSBOT_HANDOFF_TIMES": "07:00, 7pm", "CRSBOT_TIMEZONE": "Europe/Paris"})
+    done = run_crsbot(env, "--port", "0", cwd=tmp_path, timeout=60)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert done.returncode != 0 and "Traceback" not in done.stdout, done.stdout
+    assert len(lines) == 1, done.stdout
+    assert "Configuration error: CRSBOT_HANDOFF_TIMES: " in lines[0], lines[0]
+    assert "'7pm' is not a time of day like 07:00" in lines[0] and "'07:00'" not in lines[0]
 
 
 def test_messages_are_specific(monkeypatch: pytest.MonkeyPatch) -> None:

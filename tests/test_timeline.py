@@ -4,6 +4,8 @@ promised size, an audit export redraws the same picture, and the alt text says w
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,27 +16,15 @@ from PIL import Image
 
 from bot.cli import main
 from bot.clock import ManualClock
-from bot.episodes.repositories import Outcome, ReminderRepository
 from bot.episodes.timeline_data import NoTimelineError, episode_timeline, timeline_from_audit
-from bot.rulebooks import load_rulebooks
-from bot.settings import load_settings
 from bot.storage import Store, export_audit
 from bot.storage.db import make_engine, upgrade
-from bot.storage.kinds import ReminderStatus
-from grading.pipeline import assess_crs, assess_icans
-from grading.parse import parse_crs, parse_icans
+from bot.testing.timeline_cases import CHANNEL, record_script
 from messages.timeline import ALT_TEXT_LIMIT, SIZE_PX, EpisodeTimeline, Series, build_figure, render_picture
 from tests.db_fixtures import CLOCK_START
 
-CH = "C0PICTURE1"
-SCRIPT: tuple[tuple[int, str], ...] = (  # minutes after the start, what was typed after /crs
-    (0, "temp=39.2 sbp=118 patient=bed12"),
-    (40, "temp=39.6 sbp=84 fluids=yes o2=2 device=nc patient=bed12"),
-    (95, "temp=37.4 toci=yes sbp=86 pressor=1 o2=6 device=nc patient=bed12"),
-    (110, "icans ice=8 patient=bed12"),
-    (150, "temp=37.1 dex=yes pressor=1 vasopressin=yes o2=8 device=hfnc patient=bed12"),
-    (240, "temp=36.9 masked=yes sbp=112 pressor=0 o2=2 device=nc patient=bed12"),
-)
+CH = CHANNEL
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -48,43 +38,6 @@ def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
     upgrade(engine)
     yield Store(engine, clock)
     engine.dispose()
-
-
-def record_script(store: Store, clock: ManualClock) -> int:
-    """Record the scripted episode as the bot does (parse -> grade -> decide -> store), with a posted reminder
-    and escalation, then resolve it; returns the episode id."""
-    settings, rulebooks = load_settings().site, load_rulebooks(None)
-    episode_id = 0
-    for minutes, text in SCRIPT:
-        clock.set(CLOCK_START + timedelta(minutes=minutes))
-        if text.startswith("icans "):
-            icans = assess_icans(text[6:], settings, rulebooks)
-            parsed, result, kind, grade = parse_icans(text[6:]), icans.model_dump(mode="json"), "icans", icans.grade
-        else:
-            crs = assess_crs(text, settings, rulebooks)
-            parsed, result, kind, grade = parse_crs(text), crs.model_dump(mode="json"), "crs", crs.grade
-        recorded = store.record_assessment(CH, "bed12", "iv", kind, {"text": text, "parsed": parsed.model_dump(
-            mode="json")}, result, grade, "lunsumio-iv", "test", "U0DOC")
-        episode_id = recorded.episode.id  # type: ignore[union-attr]
-        if minutes == 40:
-            for kind_due, after in (("reassess", 30), ("escalation", 45)):
-                store.schedule_reminder(episode_id, kind_due, clock.now() + timedelta(minutes=after))
-            for after in (30, 45):
-                clock.set(CLOCK_START + timedelta(minutes=40 + after))
-                delivery = ReminderRepository(store.engine)
-                batch = delivery.claim_batch("replica-a", "token", clock.now(), clock.now() + timedelta(hours=1), 10)
-                assert batch is not None
-                ids = tuple(r.id for r in batch.reminders)
-                first = batch.reminders[0]
-                audit = {"action": "escalation" if first.kind == "escalation" else "reminder_sent", "channel_id": CH,
-                         "patient_label": "bed12", "reminder_id": first.id, "episode_id": episode_id,
-                         "kind": first.kind}
-                delivery.complete("token", "replica-a", clock.now(), [Outcome(
-                    ids, ReminderStatus.SENT, primary_id=ids[0], message_ts="1.0", late_by=timedelta(0),
-                    audit=audit)], [])
-    clock.set(CLOCK_START + timedelta(minutes=300))
-    assert store.resolve_episode(CH, "bed12", "U0DOC", 72) is not None
-    return episode_id
 
 
 def series(fig: Figure, gid: str) -> tuple[list[datetime], list[float]]:
@@ -187,3 +140,16 @@ def test_cli_writes_the_picture_from_an_audit_export(store: Store, clock: Manual
     assert main(["timeline", "--from-audit", str(tmp_path / "missing.jsonl"), "--patient", "bed12",
                  "--out", str(png)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_readme_picture_is_what_the_script_draws_now(tmp_path: Path) -> None:
+    """docs/episode-timeline.png is scripts/readme-pictures' drawing of the scripted episode with today's
+    code: a change to the picture that is not redrawn fails here."""
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme-pictures"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{tmp_path / 'episode-timeline.png'}: ") and "alt text: Timeline of" in done.stdout
+    drawn, shown = (Image.open(path).convert("RGB") for path in (tmp_path / "episode-timeline.png",
+                                                                  ROOT / "docs" / "episode-timeline.png"))
+    assert drawn.size == shown.size == SIZE_PX
+    assert drawn.tobytes() == shown.tobytes(), "the README picture is stale: run `make readme-pictures`"
