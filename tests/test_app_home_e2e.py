@@ -1,6 +1,6 @@
 """App Home through the fake, against a real `crsbot serve`: opening the tab publishes the open
 episodes of the viewer's channels (label, current and worst grade, next reminder as a Slack date
-token), each channel's on-call target and the rulebooks in force; a resolve republishes it."""
+token), each channel's on-call chain and the rulebooks in force; a resolve republishes it."""
 
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
 
 
-def slash(bot: Served, text: str, channel: str) -> None:
+def slash(bot: Served, text: str, channel: str) -> RecordedCall:
     mark = bot.mark()
     assert bot.slash(text, channel=channel).status == 200
 
     def answered(call: RecordedCall) -> bool:
         return (call.method in ("chat.postMessage", RESPONSE_URL_METHOD)
                 and channel in (call.params.get("channel"), call.response.get("channel")))
-    bot.wait_for(answered, after=mark)
+    return bot.wait_for(answered, after=mark)
 
 
 def published_for(user: str) -> Any:
@@ -59,14 +59,21 @@ def test_home_shows_the_viewers_episodes_and_updates_after_a_resolve(bot: Served
     slash(bot, f"{GRADE_3} patient=bed51", "C0HOME0001")
     slash(bot, "temp=38.5 patient=bed52", "C0HOME0001")
     slash(bot, f"{GRADE_3} patient=bed53", "C0HOME0002")
-    slash(bot, "oncall <@U0ONCALL1|jane>", "C0HOME0001")
+    slash(bot, "oncall <@U0ONCALL1|jane> <@U0ONCALL2|omar> secondary=10m channel=20m repeat=30m", "C0HOME0001")
+    status = slash(bot, "status", "C0HOME0001")
+    status_chain = re.search(r"On-call chain: [^\n]*", status.params["text"])
+    assert status_chain is not None, status.params
 
     first = open_home(bot, VIEWER)
     view = first.params["view"]
     assert view["type"] == "home" and len(view["blocks"]) <= 100
     text = home_text(first)
     channel_block = next(b["text"]["text"] for b in view["blocks"] if "<#C0HOME0001>" in json.dumps(b))
-    assert "on-call: <@U0ONCALL1>" in channel_block
+    # The whole chain, in the words `/crs status` uses: primary, secondary and its delay, the channel
+    # step and its delay, the repeat.
+    assert status_chain.group(0) in channel_block
+    assert ("<@U0ONCALL1>, then <@U0ONCALL2> after 10 min, then the channel 20 min later, "
+            "repeating every 30 min") in channel_block
     assert re.search(r"\*bed51\* \(.*?\): current grade 3, worst 3; next reminder <!date\^\d+\^", channel_block)
     assert re.search(r"\*bed52\* \(.*?\): current grade 1, worst 1; next reminder <!date\^\d+\^", channel_block)
     assert "bed53" not in text and "C0HOME0002" not in text  # not a channel the viewer is in

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.handlers.deps import Deps
+from bot.handlers.episodes import describe_chain
 from bot.slack.sender import DeliveryError
 from messages.home import ChannelHome, home_view
 
@@ -47,8 +48,7 @@ class HomeTab:
                 continue
             due = store.next_due([ep.id for ep in episodes])
             rows = [(ep, due.get(ep.id)) for ep in episodes]
-            oncall = store.get_oncall(channel)
-            homes.append(ChannelHome(channel, oncall.target if oncall else None, tuple(rows)))
+            homes.append(ChannelHome(channel, describe_chain(self.deps, store.get_oncall(channel)), tuple(rows)))
         refs = [book.ref for book in self.deps.rulebooks.values()]
         self.deps.sender.publish_home(user, home_view(homes, refs, store.clock.now()))
 
