@@ -92,7 +92,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
     except Exception as exc:  # noqa: BLE001 - Bolt verifies the token with auth.test at start-up
         raise SettingsError(f"SLACK_BOT_TOKEN could not be verified with auth.test at SLACK_API_URL="
                             f"{settings.slack_api_url} ({type(exc).__name__}: {exc})") from None
-    register_listeners(app, deps)
+    home = register_listeners(app, deps)
     metrics.instrument(app)
     policy = ReminderPolicy(intervals, parse_duration(settings.escalate_after))
     notifier = SlackNotifier(sender, {kind: (lambda due: reminder_posts.render(deps, due)) for kind in ReminderKind})
@@ -101,10 +101,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None, socket_mode: b
                                    lease=parse_duration(settings.claim_lease),
                                    post_timeout=timedelta(seconds=settings.slack_timeout),
                                    retry_base=parse_duration(settings.retry_after), max_idle=settings.tick_seconds,
-                                   lead=CLAIM_LEAD, observer=metrics.reminder_observer())
+                                   lead=CLAIM_LEAD, observer=home.watching(metrics.reminder_observer()))
     except ValueError as exc:
         raise SettingsError(f"CRSBOT_CLAIM_LEASE: {exc}") from None
     deps.reminders = reminders
+    reminders.tick_hooks.append(home.refresh_engine_changes)
     return Runtime(settings=settings, app=app, deps=deps, reminders=reminders, engine=engine, metrics=metrics,
                    handoffs=scheduled_handoffs(settings, deps, clock, reminders))
 

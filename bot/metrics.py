@@ -194,8 +194,10 @@ class _Completion(ListenerCompletionHandler):
         self.inner, self.metrics = inner, metrics
 
     def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
-        body = response.body if response is not None and isinstance(response.body, str) else ""
-        # A form answered with field errors stays open: the user typed something the grammar refused.
+        # A form answered with field errors stays open: the user typed something the grammar refused. The
+        # answer is the ack's: with process_before_response off, `response` is Bolt's blank default.
+        acked = request.context.ack.response or response
+        body = acked.body if acked is not None and isinstance(acked.body, str) else ""
         self.metrics.count(request, Outcome.BAD_INPUT if '"response_action": "errors"' in body
                            or '"response_action":"errors"' in body else Outcome.OK)
         self.inner.handle(request=request, response=response)

@@ -127,6 +127,11 @@ def chain_text(primary: str | None, secondary: str | None, secondary_after: time
     return ", then ".join(steps) + f", repeating every {human(repeat)} until someone answers"
 
 
+def chain_line(chain: str) -> str:
+    """The chain as `/crs status` and App Home both show it (`chain` from `chain_text`)."""
+    return f"On-call chain: {chain}"
+
+
 def symptom_free_message(ep: EpisodeLike, hours: float, source: str) -> dict[str, Any]:
     text = (f":white_check_mark: Patient *{ep.patient_label}*: {hours:g} hours have passed since this CRS episode "
             f"was marked resolved (worst grade {ep.worst_grade if ep.worst_grade is not None else '?'}). If still "
@@ -141,7 +146,7 @@ def status_message(rows: list[tuple[EpisodeLike, datetime | None]], chain: str, 
     else:
         body = "\n".join(f"• *{ep.patient_label}* ({ep.product.upper()}): {_grades(ep)}; open since "
                          f"{slack_time(ep.opened_at, zone)}; next reminder {slack_time(due, zone)}" for ep, due in rows)
-    body += f"\nOn-call chain: {chain}\n_{JUDGMENT}_"
+    body += f"\n{chain_line(chain)}\n_{JUDGMENT}_"
     return render_ephemeral("Open CRS episodes", body)
 
 

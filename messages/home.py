@@ -1,6 +1,6 @@
 """The App Home tab: the open episodes of the channels the viewer belongs to, each channel's on-call
-target, and the rulebooks in force. Times are Slack date tokens, so each viewer reads their own
-local time."""
+chain (in the words of `/crs status`), and the rulebooks in force. Times are Slack date tokens, so
+each viewer reads their own local time."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from grading.models import RulebookRef
 from messages.blocks import clip
-from messages.episodes import EpisodeLike, site_time
+from messages.episodes import EpisodeLike, chain_line, site_time
 from messages.layout import JUDGMENT, PRODUCT_NAMES
 
 # Slack's home tab holds at most 100 blocks; keep room for the rulebooks and the footer.
@@ -25,7 +25,7 @@ def slack_date(moment: datetime, fmt: str = "{date_short_pretty} {time}") -> str
 @dataclass(frozen=True)
 class ChannelHome:
     channel_id: str
-    oncall: str | None
+    chain: str  # the whole escalation chain, as `messages.episodes.chain_text` words it
     episodes: tuple[tuple[EpisodeLike, datetime | None], ...]  # each open episode and its next reminder
 
 
@@ -57,8 +57,7 @@ def home_view(channels: list[ChannelHome], rulebooks: list[RulebookRef], refresh
         if len(blocks) >= MAX_CHANNEL_BLOCKS:
             blocks.append(_section(f"…and {len(shown) - shown.index(channel)} more channel(s): `/crs status` there."))
             break
-        oncall = channel.oncall or "not set (`/crs oncall @user`)"
-        blocks.append(_section(f"*<#{channel.channel_id}>*  ·  on-call: {oncall}\n" +
+        blocks.append(_section(f"*<#{channel.channel_id}>*  ·  {chain_line(channel.chain)}\n" +
                                "\n".join(_episode_line(ep, due) for ep, due in channel.episodes)))
     blocks.append({"type": "divider"})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Rulebooks in force"}})

@@ -1,18 +1,25 @@
 """App Home through the fake, against a real `crsbot serve`: opening the tab publishes the open
 episodes of the viewer's channels (label, current and worst grade, next reminder as a Slack date
-token), each channel's on-call target and the rulebooks in force; a resolve republishes it."""
+token), each channel's on-call chain and the rulebooks in force; a resolve, a reminder the engine
+posts and an "I'm on it" on it each republish it."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from bot.clock import SystemClock
 from bot.rulebooks import default_rulebooks
+from bot.storage.db import make_engine
+from bot.storage.kinds import ReminderKind
+from bot.storage.store import Store
 from bot.testing.slack_fake import RecordedCall
+from messages.ids import ActionId
 from tests.slack_support import RESPONSE_URL_METHOD, Served
 
 VIEWER = "U0VIEWER1"
@@ -27,14 +34,14 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
 
 
-def slash(bot: Served, text: str, channel: str) -> None:
+def slash(bot: Served, text: str, channel: str) -> RecordedCall:
     mark = bot.mark()
     assert bot.slash(text, channel=channel).status == 200
 
     def answered(call: RecordedCall) -> bool:
         return (call.method in ("chat.postMessage", RESPONSE_URL_METHOD)
                 and channel in (call.params.get("channel"), call.response.get("channel")))
-    bot.wait_for(answered, after=mark)
+    return bot.wait_for(answered, after=mark)
 
 
 def published_for(user: str) -> Any:
@@ -59,14 +66,21 @@ def test_home_shows_the_viewers_episodes_and_updates_after_a_resolve(bot: Served
     slash(bot, f"{GRADE_3} patient=bed51", "C0HOME0001")
     slash(bot, "temp=38.5 patient=bed52", "C0HOME0001")
     slash(bot, f"{GRADE_3} patient=bed53", "C0HOME0002")
-    slash(bot, "oncall <@U0ONCALL1|jane>", "C0HOME0001")
+    slash(bot, "oncall <@U0ONCALL1|jane> <@U0ONCALL2|omar> secondary=10m channel=20m repeat=30m", "C0HOME0001")
+    status = slash(bot, "status", "C0HOME0001")
+    status_chain = re.search(r"On-call chain: [^\n]*", status.params["text"])
+    assert status_chain is not None, status.params
 
     first = open_home(bot, VIEWER)
     view = first.params["view"]
     assert view["type"] == "home" and len(view["blocks"]) <= 100
     text = home_text(first)
     channel_block = next(b["text"]["text"] for b in view["blocks"] if "<#C0HOME0001>" in json.dumps(b))
-    assert "on-call: <@U0ONCALL1>" in channel_block
+    # The whole chain, in the words `/crs status` uses: primary, secondary and its delay, the channel
+    # step and its delay, the repeat.
+    assert status_chain.group(0) in channel_block
+    assert ("<@U0ONCALL1>, then <@U0ONCALL2> after 10 min, then the channel 20 min later, "
+            "repeating every 30 min") in channel_block
     assert re.search(r"\*bed51\* \(.*?\): current grade 3, worst 3; next reminder <!date\^\d+\^", channel_block)
     assert re.search(r"\*bed52\* \(.*?\): current grade 1, worst 1; next reminder <!date\^\d+\^", channel_block)
     assert "bed53" not in text and "C0HOME0002" not in text  # not a channel the viewer is in
@@ -79,6 +93,43 @@ def test_home_shows_the_viewers_episodes_and_updates_after_a_resolve(bot: Served
     updated = bot.wait_for(published_for(VIEWER), after=mark)
     text = home_text(updated)
     assert "bed51" not in text and "bed52" in text
+
+
+def next_reminder(call: RecordedCall, label: str) -> int:
+    """The epoch of `label`'s "next reminder" date token in a published tab."""
+    found = re.search(rf"\*{label}\* \(.*?\): [^\n]*?next reminder <!date\^(\d+)\^", home_text(call))
+    assert found is not None, home_text(call)
+    return int(found.group(1))
+
+
+def test_a_reminder_the_engine_posts_and_its_ack_republish_the_home(bot: Served) -> None:
+    channel = "C0HOME0001"
+    slash(bot, f"{GRADE_3} patient=bed56", channel)
+    first = next_reminder(open_home(bot, VIEWER), "bed56")
+
+    # The reminder falls due (booked again a minute ago, as if its hour had passed): the engine posts it,
+    # with no request to the bot.
+    store = Store(make_engine(f"sqlite:///{bot.data_dir / 'crsbot.sqlite3'}"), SystemClock())
+    episode = store.find_open_episode(channel, "bed56")
+    assert episode is not None
+    mark = bot.mark()
+    store.reschedule(episode.id, (ReminderKind.REASSESS,), ReminderKind.REASSESS,
+                     SystemClock().now() - timedelta(minutes=1))
+    posted = bot.wait_for(lambda c: c.ok and c.method == "chat.postMessage" and c.params.get("channel") == channel
+                          and str(c.params.get("text", "")).startswith(":alarm_clock:")
+                          and "*bed56*" in str(c.params.get("text")), after=mark)
+    # views.publish again, after the post, showing what the post booked next (the chain's escalation).
+    refreshed = bot.wait_for(published_for(VIEWER), after=bot.fake.calls.index(posted))
+    escalation_at = next_reminder(refreshed, "bed56")
+    assert escalation_at != first
+    assert escalation_at == int(store.next_due([episode.id])[episode.id].timestamp())
+
+    # "I'm on it" stops the escalation: the tab shows the next reassessment again.
+    reminder = next(m for m in bot.fake.messages(channel) if m["ts"] == posted.response["ts"])
+    mark = bot.mark()
+    assert bot.click(reminder, ActionId.ACK.value, channel=channel).status == 200
+    acked = bot.wait_for(published_for(VIEWER), after=mark)
+    assert next_reminder(acked, "bed56") == int(store.next_due([episode.id])[episode.id].timestamp()) != escalation_at
 
 
 def test_changes_in_other_channels_do_not_republish(bot: Served) -> None:

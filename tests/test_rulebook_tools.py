@@ -27,11 +27,21 @@ def write(tmp_path: Path, text: str, name: str = "site.toml") -> Path:
     return path
 
 
+def drop_entry(text: str, table: str, entry_id: str) -> str:
+    """The rulebook text without one entry (from its `[[table]]` header to the blank line after it)."""
+    start = text.index(f'[[{table}]]\nid = "{entry_id}"\n')
+    end = text.index("\n\n", start) + 2
+    assert text.count(f'id = "{entry_id}"') == 1, f"fixture drift: {entry_id!r}"
+    return text[:start] + text[end:]
+
+
+DROPPED = "hlh-after-a-week"
 # A draft that changes one entry's text, drops one entry, adds one, and fills the cycle 2 delay row.
-EDITED = replace_once(
+EDITED = drop_entry(replace_once(
     replace_once(SITE_IV, 'text = "Infusion running: stop it and hold."', 'text = "Stop the infusion and hold it."'),
     '[[crs]]\nid = "other-causes"', '[[crs]]\nid = "site-call-icu"\nphase = "general"\nstatus = "site"\n'
-    'source = "SITE"\ntext = "Site test entry: call the ICU outreach team."\n\n[[crs]]\nid = "other-causes"')
+    'source = "SITE"\ntext = "Site test entry: call the ICU outreach team."\n\n[[crs]]\nid = "other-causes"'),
+    "crs", DROPPED)
 
 
 def test_check_of_a_draft_with_an_error_names_the_entry(tmp_path: Path) -> None:
@@ -68,6 +78,7 @@ def test_diff_lists_exactly_the_changed_entries(tmp_path: Path) -> None:
     assert {(c.key, c.kind) for c in changes} == {
         ("crs/infusion-hold-g3", ChangeKind.CHANGED),
         ("crs/site-call-icu", ChangeKind.ADDED),
+        (f"crs/{DROPPED}", ChangeKind.REMOVED),
         ("delay/c2d1-any", ChangeKind.CHANGED),
         ("sources/SITE", ChangeKind.ADDED),
     }
@@ -76,6 +87,7 @@ def test_diff_lists_exactly_the_changed_entries(tmp_path: Path) -> None:
     listed = re.findall(r"^[+~-] (\S+) \((added|removed|changed)", done.stdout, re.M)
     assert sorted(listed) == sorted((c.key, c.kind.value) for c in changes)
     assert "'Infusion running: stop it and hold.' -> 'Stop the infusion and hold it.'" in done.stdout
+    assert re.search(rf"^- crs/{DROPPED} \(removed", done.stdout, re.M), done.stdout
 
 
 def test_diff_of_the_default_against_itself_is_empty(tmp_path: Path) -> None:
@@ -111,7 +123,8 @@ def test_sheet_in_markdown_and_html_for_sign_off(tmp_path: Path) -> None:
 
     fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
     for needle in ("# Rulebook review sheet", fingerprint, "reviewed by J. Doe, PharmD (P&T) on 2026-11-30",
-                   "## Changes against the shipped default (4)", "| crs/site-call-icu | added |",
+                   "## Changes against the shipped default (5)", "| crs/site-call-icu | added |",
+                   f"| crs/{DROPPED} | removed |",
                    "## Sign-off (pharmacy and therapeutics committee)", "does not replace it"):
         assert needle in md.stdout, needle
     out = tmp_path / "sheet.html"

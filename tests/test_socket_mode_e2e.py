@@ -1,6 +1,7 @@
 """Socket Mode end to end: a real `crsbot serve --socket-mode` process connects out to the Slack fake
 (apps.connections.open with the xapp- token, then a WebSocket), and the tests send it envelopes as
-Slack does: a slash command, a button click, a form submission, and connections that drop.
+Slack does: a slash command, a button click, a form submission, connections that drop, and an
+envelope delivered again after a restart or to another replica.
 """
 
 from __future__ import annotations
@@ -8,15 +9,20 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
-from bot.testing.slack_fake import RecordedCall
+from bot.slack.socket_mode import envelope_key
+from bot.testing.slack_fake import FakeSlack, RecordedCall
 from bot.testing.slack_requests import block_actions_payload, view_submission_payload
 from messages.ids import ActionId, CallbackId
+from tests.db_fixtures import pg_admin_engine, pg_database_factory  # noqa: F401  (fixtures)
 from tests.slack_support import RESPONSE_URL_METHOD, DEFAULT_USER, Served, http_request
 
 APP_TOKEN = "xapp-1-A0CRSBOT01-1-e2e"
@@ -24,11 +30,13 @@ GRADE_3 = "temp=39 sbp=85 pressor=1"
 _ids = itertools.count(1)
 
 
+# No signing secret: Socket Mode needs none (nothing is received over HTTP).
+SOCKET_ENV: dict[str, str | None] = {"SLACK_APP_TOKEN": APP_TOKEN, "SLACK_SIGNING_SECRET": None}
+
+
 @pytest.fixture(scope="module")
 def sm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    # No signing secret: Socket Mode needs none (nothing is received over HTTP).
-    with Served.running(tmp_path_factory.mktemp("socket"), args=["--socket-mode"],
-                        env={"SLACK_APP_TOKEN": APP_TOKEN, "SLACK_SIGNING_SECRET": None}) as served:
+    with Served.running(tmp_path_factory.mktemp("socket"), args=["--socket-mode"], env=SOCKET_ENV) as served:
         served.fake.socket_mode.wait_connected()
         yield served
 
@@ -61,11 +69,12 @@ def posts_to(sm: Served, channel: str) -> list[RecordedCall]:
     return [c for c in sm.fake.calls_to("chat.postMessage") if c.ok and c.params.get("channel") == channel]
 
 
-def barrier(sm: Served) -> None:
-    """A later command answered: anything queued before it has had its turn."""
+def barrier(sm: Served, connection: int | None = None) -> None:
+    """A later command answered (on `connection`, default the newest): anything queued before it has
+    had its turn."""
     channel = new_channel()
     mark = sm.mark()
-    sm.fake.socket_mode.wait_ack(slash(sm, "help", channel))
+    sm.fake.socket_mode.wait_ack(slash(sm, "help", channel, connection=connection))
     sm.wait_for(lambda c: c.method == RESPONSE_URL_METHOD and c.response.get("channel") == channel, after=mark)
 
 
@@ -184,3 +193,64 @@ def test_disconnect_message_moves_the_bot_to_a_new_connection(sm: Served) -> Non
     channel = new_channel()
     graded(sm, channel)
     assert len(posts_to(sm, channel)) == 1
+
+
+# --------------------------------------------------------------------------- envelopes other processes saw
+
+
+def test_an_envelope_delivered_again_after_a_restart_is_not_repeated(tmp_path: Path) -> None:
+    """The first process did the work and acked, but Slack never got the ack; the restarted process
+    (same database) is sent the envelope again and only acknowledges it."""
+    channel = new_channel()
+    with FakeSlack() as fake:
+        socket = fake.socket_mode
+        with Served.running(tmp_path, args=["--socket-mode"], env=SOCKET_ENV, fake=fake) as first:
+            socket.wait_connected()
+            mark = first.mark()
+            envelope_id = slash(first, f"{GRADE_3} patient=bed36", channel)
+            socket.wait_ack(envelope_id)
+            first.wait_for(ok_post_to(channel), after=mark)
+        with Served.running(tmp_path, args=["--socket-mode"], env=SOCKET_ENV, fake=fake) as restarted:
+            live = socket.wait_connected(count=2)
+            socket.redeliver(envelope_id, connection=live.number)
+            ack = socket.wait_ack(envelope_id, count=2)
+            assert ack.connection == live.number and not ack.payload
+            barrier(restarted)
+            assert len(posts_to(restarted, channel)) == 1, "the restarted process did the envelope's work again"
+            assert f"envelope {envelope_id} delivered again" in restarted.output()
+            assert socket.envelope(envelope_id).deliveries == 2
+
+
+@pytest.mark.postgres
+def test_an_envelope_delivered_again_to_another_replica_is_not_repeated(
+        pg_database_factory: Callable[[], str], tmp_path: Path) -> None:  # noqa: F811
+    """Two replicas on one PostgreSQL database, each with its own connection: the envelope one of them
+    handled is delivered again to the other, which only acknowledges it."""
+    url = pg_database_factory()
+    env = {**SOCKET_ENV, "DATABASE_URL": url}
+    channel = new_channel()
+    with FakeSlack() as fake, Served.running(tmp_path / "a", args=["--socket-mode"], env=env, fake=fake) as a:
+        socket = fake.socket_mode
+        first = socket.wait_connected()
+        with Served.running(tmp_path / "b", args=["--socket-mode"], env=env, fake=fake) as b:
+            second = socket.wait_connected(count=2)
+            mark = b.mark()
+            envelope_id = slash(b, f"{GRADE_3} patient=bed37", channel, connection=second.number)
+            socket.wait_ack(envelope_id)
+            b.wait_for(ok_post_to(channel), after=mark)
+            socket.redeliver(envelope_id, connection=first.number)
+            ack = socket.wait_ack(envelope_id, count=2)
+            assert ack.connection == first.number and not ack.payload
+            # A later assessment on the same replica, posted: the redelivered one has had its turn.
+            later = new_channel()
+            mark = a.mark()
+            socket.wait_ack(slash(a, f"{GRADE_3} patient=bed38", later, connection=first.number))
+            a.wait_for(ok_post_to(later), after=mark)
+            assert len(posts_to(a, channel)) == 1, "the other replica did the envelope's work again"
+            assert f"envelope {envelope_id} delivered again" in a.output()
+            engine = create_engine(url, poolclass=NullPool)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM assessments")).scalar() == 2  # bed37 once, bed38
+                assert conn.execute(text("SELECT count(*) FROM seen_requests WHERE signature = :key"),
+                                    {"key": envelope_key(envelope_id)}).scalar() == 1
+            engine.dispose()

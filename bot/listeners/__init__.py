@@ -6,13 +6,15 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.handlers.deps import Deps
+from bot.handlers.home import HomeTab
 from bot.listeners import actions, authorize, commands, errors, home, views
 
 
-def register_listeners(app: App, deps: Deps) -> None:
+def register_listeners(app: App, deps: Deps) -> HomeTab:
+    """Returns the App Home tab, which the reminder engine also refreshes (bot/app.py)."""
     errors.register(app, deps)
     authorize.register(app, deps)
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)
-    home.register(app, deps)
+    return home.register(app, deps)

@@ -2,16 +2,18 @@
 connection. The HTTP port still answers /healthz (for Docker and load balancers) but has no
 /slack/events: in Socket Mode requests are not signed, so that route must not exist.
 
-Slack delivers an envelope again when its ack was lost (a dropped socket); envelope ids already
-handled are acknowledged again without doing the work twice.
+Slack delivers an envelope again when its ack was lost (a dropped socket), possibly after a restart
+or to another replica's connection. Envelope ids are recorded in the database table HTTP mode keeps
+its replay memory in (bot/storage/seen.py), so an envelope already taken on by any process is
+acknowledged again without doing the work twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -21,41 +23,51 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.app import build_runtime
+from bot.outage import OutageLog
 from bot.settings import Settings, require
 from bot.slack.web import EVENTS_PATH
+from bot.storage.seen import SeenRequests
+from bot.storage.tables import SeenRequestRow
 
 log = logging.getLogger("crsbot.socket_mode")
-# Slack redelivers within minutes; remembering this many envelope ids covers far more than that.
-REMEMBERED_ENVELOPES = 10_000
+# Slack redelivers an unacknowledged envelope within minutes (on reconnect, or on retry); ids are
+# kept at least this long (pruned after twice this, or after HTTP mode's window if a replica in HTTP
+# mode shares the database), longer than a restart takes.
+ENVELOPE_WINDOW = timedelta(minutes=30)
+# Keys in seen_requests: HTTP mode stores `v0=<hex>` signatures, so this prefix never collides.
+ENVELOPE_PREFIX = "socket:"
+_KEY_LENGTH = SeenRequestRow.__table__.c.signature.type.length
 
 
-class RememberedEnvelopes:
-    """A bounded, thread-safe set of envelope ids already taken on."""
-
-    def __init__(self, limit: int = REMEMBERED_ENVELOPES) -> None:
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def first_time(self, envelope_id: str) -> bool:
-        with self._lock:
-            if envelope_id in self._seen:
-                return False
-            self._seen[envelope_id] = None
-            if len(self._seen) > self._limit:
-                self._seen.popitem(last=False)
-            return True
+def envelope_key(envelope_id: str) -> str:
+    """The seen_requests key of an envelope (an over-long id is hashed to fit the column)."""
+    key = f"{ENVELOPE_PREFIX}{envelope_id}"
+    if len(key) <= _KEY_LENGTH:
+        return key
+    return f"{ENVELOPE_PREFIX}sha256:{hashlib.sha256(envelope_id.encode()).hexdigest()}"
 
 
 class OnceSocketModeHandler(SocketModeHandler):
-    """Bolt's Socket Mode handler, doing each envelope's work once however often it arrives."""
+    """Bolt's Socket Mode handler, doing each envelope's work once however often, and to whichever
+    replica, it arrives.
 
-    def __init__(self, app: App, app_token: str, **kwargs: Any) -> None:
+    The id is recorded before the work, as HTTP mode records a signature: at most once. With the
+    database unreachable the envelope is not acknowledged, so Slack delivers it again later (HTTP mode
+    answers 503 for the same reason)."""
+
+    def __init__(self, app: App, app_token: str, seen: SeenRequests, **kwargs: Any) -> None:
         super().__init__(app, app_token, **kwargs)
-        self.envelopes = RememberedEnvelopes()
+        self.seen = seen
+        self.db_outage = OutageLog(log, "database (envelope check)")
 
     def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        if not self.envelopes.first_time(req.envelope_id):
+        try:
+            first = self.seen.first_time(envelope_key(req.envelope_id))
+        except Exception as exc:  # noqa: BLE001 - reported once; not acknowledged, so Slack sends it again
+            self.db_outage.failed(exc)
+            return
+        self.db_outage.succeeded()
+        if not first:
             log.info("envelope %s delivered again (retry %s): acknowledged, not repeated",
                      req.envelope_id, req.retry_attempt)
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
@@ -82,7 +94,8 @@ def run_socket_mode(settings: Settings, host: str, port: int) -> int:
     require(settings, "slack_bot_token", "slack_app_token")
     runtime = build_runtime(settings, socket_mode=True)
     server = make_server(runtime, host, port, wrap=WithoutSlackEvents, threads=2)
-    handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())  # type: ignore[union-attr]
+    handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value(),  # type: ignore[union-attr]
+                                    seen=SeenRequests(runtime.engine, ENVELOPE_WINDOW))
     handler.connect()
     return run_until_stopped(runtime, server, host, " (health and metrics; Slack over Socket Mode)",
                              on_exit=handler.close)

@@ -156,8 +156,9 @@ class SocketModeFake:
                 self._changed.wait(remaining)
 
     def send(self, type_: str, payload: dict[str, Any], *, accepts_response_payload: bool | None = None,
-             lose_ack: bool = False) -> str:
-        """Send an envelope on the newest open connection (or queue it until one opens).
+             lose_ack: bool = False, connection: int | None = None) -> str:
+        """Send an envelope on the newest open connection, or on connection number `connection` (or
+        queue it until one opens).
 
         ``lose_ack=True`` throws away the app's first ack and drops the connection when it arrives,
         as when the network fails between the app and Slack: Slack then delivers it again.
@@ -169,22 +170,25 @@ class SocketModeFake:
         with self._lock:
             self._envelopes[envelope.envelope_id] = envelope
             self._order.append(envelope.envelope_id)
-            live = [c for c in self._connections if not c.closed and not c.retiring]
+            live = [c for c in self._connections if not c.closed and not c.retiring
+                    and (connection is None or c.number == connection)]
             target = live[-1] if live else None
         if target is not None:
             self._deliver(target, envelope)
         return envelope.envelope_id
 
-    def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> Ack:
+    def wait_ack(self, envelope_id: str, timeout: float = 10.0, count: int = 1) -> Ack:
+        """The `count`-th acknowledgement of the envelope (a redelivered one is acknowledged again)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for ack in self._acks:
-                    if ack.envelope_id == envelope_id and self._envelopes[envelope_id].acked:
-                        return ack
+                acks = [a for a in self._acks if a.envelope_id == envelope_id]
+                if len(acks) >= count and self._envelopes[envelope_id].acked:
+                    return acks[count - 1]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"envelope {envelope_id} was not acknowledged within {timeout} s")
+                    raise TimeoutError(f"envelope {envelope_id} was not acknowledged {count} time(s) within "
+                                       f"{timeout} s ({len(acks)} so far)")
                 self._changed.wait(remaining)
 
     def acks(self, envelope_id: str | None = None) -> list[Ack]:
@@ -194,6 +198,20 @@ class SocketModeFake:
     def envelope(self, envelope_id: str) -> Envelope:
         with self._lock:
             return copy.deepcopy(self._envelopes[envelope_id])
+
+    def redeliver(self, envelope_id: str, connection: int | None = None) -> None:
+        """Deliver an envelope again (same id, `retry_attempt` one higher), as Slack does when the app's
+        ack never reached it: on connection number `connection` (another replica's, say), by default
+        the newest open one. Slack cannot tell a lost ack from none, so the envelope counts as not
+        acknowledged until the app acknowledges it again."""
+        with self._lock:
+            envelope = self._envelopes[envelope_id]
+            envelope.acked = False
+            live = [c for c in self._connections if not c.closed and not c.retiring
+                    and (connection is None or c.number == connection)]
+        if not live:
+            raise ValueError(f"no open Socket Mode connection{f' #{connection}' if connection else ''}")
+        self._deliver(live[-1], envelope)
 
     def request_reconnect(self, reason: str = "refresh_requested") -> None:
         """Slack's polite move: tell open connections to reconnect; each closes when a newer one opens."""
