@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, union, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.clock import as_utc
 from bot.storage.db import notify_bookings
@@ -77,8 +77,9 @@ class ClaimedBatch:
 
 class ReminderRepository:
     def __init__(self, engine: Engine) -> None:
+        # Core connections throughout, no Session: a catch-up claims and completes thousands of rows, and
+        # the ORM's unit of work and identity map cost as much CPU as the posts (bench/reminders.py).
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._pg = engine.dialect.name == "postgresql"
 
     # ------------------------------------------------------------------ claim
@@ -140,7 +141,7 @@ class ReminderRepository:
                     maybe_posted=or_(r.maybe_posted, r.status == ReminderStatus.CLAIMED.value))
             .returning(*ReminderRow.__table__.c)
         )
-        with self._sessions.begin() as session:
+        with self.engine.begin() as session:
             rows = sorted(session.execute(stmt).all(), key=lambda row: (row.due_at, row.id))
             if not rows:
                 return None
@@ -149,8 +150,8 @@ class ReminderRepository:
             episodes = {row.id: Episode.of(row) for row in session.execute(  # type: ignore[arg-type]
                 select(EpisodeRow.__table__).where(e.id.in_(episode_ids)))}
             channels = sorted({ep.channel_id for ep in episodes.values()})
-            chains = {o.channel_id: Oncall.of(o) for o in session.scalars(
-                select(OncallRow).where(OncallRow.channel_id.in_(channels)))}
+            chains = {o.channel_id: Oncall.of(o) for o in session.execute(  # type: ignore[arg-type]
+                select(OncallRow.__table__).where(OncallRow.__table__.c.channel_id.in_(channels)))}
             unset = [ep.id for ep in episodes.values() if ep.channel_id not in chains]
             last: dict[int, str] = {}
             if unset:
@@ -163,7 +164,7 @@ class ReminderRepository:
 
     def renew(self, token: str, ids: Collection[int], lease_until: datetime) -> bool:
         """Extend a claim before a long wait; False if any row is no longer held by this token."""
-        with self._sessions.begin() as session:
+        with self.engine.begin() as session:
             changed = session.execute(
                 update(ReminderRow)
                 .where(ReminderRow.id.in_(list(ids)), ReminderRow.claim_token == token,
@@ -175,7 +176,7 @@ class ReminderRepository:
 
     def next_due_at(self) -> datetime | None:
         """When the engine next has something to do: the earliest pending due time or claim lease end."""
-        with self._sessions.begin() as session:
+        with self.engine.begin() as session:
             pending = session.scalar(select(func.min(ReminderRow.due_at))
                                      .where(ReminderRow.status == ReminderStatus.PENDING))
             lease = session.scalar(select(func.min(func.coalesce(ReminderRow.lease_until, ReminderRow.claimed_at)))
@@ -196,7 +197,7 @@ class ReminderRepository:
         all_ids = [i for o in outcomes for i in o.ids]
         if not all_ids:
             return set()
-        with self._sessions.begin() as session:
+        with self.engine.begin() as session:
             held_rows = session.execute(
                 select(ReminderRow.id, ReminderRow.episode_id)
                 .where(ReminderRow.id.in_(all_ids), ReminderRow.claim_token == token,
@@ -265,7 +266,7 @@ class ReminderRepository:
                 session.execute(insert(AuditRow), audits)
             return held
 
-    def _book(self, session: Session, bookings: Sequence[Booking], now: datetime) -> None:
+    def _book(self, session: Connection, bookings: Sequence[Booking], now: datetime) -> None:
         if not bookings:
             return
         episode_ids = sorted({b.episode_id for b in bookings})
