@@ -6,6 +6,8 @@ it in their own time zone; the fallback (and the console) uses the site's zone.
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
@@ -31,12 +33,21 @@ def site_time(moment: datetime, zone: tzinfo) -> str:
     return f"{local:%a %d %b %H:%M} {local.tzname() or ''}".rstrip()
 
 
-def slack_time(moment: datetime | None, zone: tzinfo) -> str:
+DATE_FORMAT = "{date_short_pretty} {time}"
+_DATE_TOKEN = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+
+
+def slack_time(moment: datetime | None, zone: tzinfo, fmt: str = DATE_FORMAT) -> str:
     """Slack's date formatting: each reader sees their own local time; clients that cannot show it
-    fall back to the site's zone."""
+    fall back to `zone`'s time."""
     if moment is None:
         return "none"
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{site_time(moment, zone)}>"
+    return f"<!date^{int(moment.timestamp())}^{fmt}|{site_time(moment, zone)}>"
+
+
+def plain_dates(text: str) -> str:
+    """Each Slack date token as its fallback text: what a terminal or a text-only client shows."""
+    return _DATE_TOKEN.sub(r"\1", text)
 
 
 def mention(target: str) -> str:

@@ -7,7 +7,6 @@ tokens, so each reader sees their own local time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from string import ascii_lowercase
@@ -15,7 +14,7 @@ from typing import Any
 
 from grading.decide import NOT_IN_RULEBOOK
 from messages.blocks import MAX_BLOCKS, MAX_FALLBACK_CHARS, MAX_SECTION_CHARS, clip, mrkdwn_escape
-from messages.episodes import human
+from messages.episodes import human, plain_dates
 from messages.home import slack_date
 from messages.layout import JUDGMENT
 
@@ -172,7 +171,7 @@ def _section(text: str) -> dict[str, Any]:
 
 def _plain(text: str) -> str:
     """Mrkdwn with each date token replaced by its UTC fallback: for notifications and text-only clients."""
-    return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text).replace(NBSP, " ")
+    return plain_dates(text).replace(NBSP, " ")
 
 
 def _fallback(h: Handoff, sections: list[str]) -> str:

@@ -10,16 +10,16 @@ from typing import Any
 
 from grading.models import RulebookRef
 from messages.blocks import clip
-from messages.episodes import EpisodeLike, chain_line, site_time
+from messages.episodes import DATE_FORMAT, EpisodeLike, chain_line, slack_time
 from messages.layout import JUDGMENT, PRODUCT_NAMES
 
 # Slack's home tab holds at most 100 blocks; keep room for the rulebooks and the footer.
 MAX_CHANNEL_BLOCKS = 80
 
 
-def slack_date(moment: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+def slack_date(moment: datetime, fmt: str = DATE_FORMAT) -> str:
     """A time every reader sees in their own time zone (Slack's <!date> token), UTC as the fallback."""
-    return f"<!date^{int(moment.timestamp())}^{fmt}|{site_time(moment, timezone.utc)}>"
+    return slack_time(moment, timezone.utc, fmt)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from bot.testing.slack_requests import (
     slash_body,
     view_submission_payload,
 )
-from messages.episodes import site_time
+from messages.episodes import plain_dates, site_time
 from messages.form import initial_values
 from messages.ids import CallbackId, FormField
 
@@ -78,14 +78,6 @@ class OffsetClock:
     def advance(self, delta: timedelta) -> None:
         with self._lock:
             self._offset += delta
-
-
-_SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
-
-
-def plain_dates(text: str) -> str:
-    """Slack date tokens as their fallback text (already in the site's time zone), as a terminal shows them."""
-    return _SLACK_DATE.sub(r"\1", text)
 
 
 def view_text(view: dict[str, Any]) -> str:
