@@ -26,12 +26,16 @@ wards = served("wards", env={"CRSBOT_ALLOWED_CHANNELS": f"{WARD_A},{WARD_B}"})
 GRADE_3 = "temp=39 sbp=85 pressor=1"
 
 
-@pytest.fixture(scope="module")
-def store(wards: Served) -> Iterator[Store]:
+def store_of(served_: Served) -> Iterator[Store]:
     """The server's own SQLite database, read beside it (WAL allows a second reader)."""
-    engine = make_engine(default_database_url(wards.data_dir))
+    engine = make_engine(default_database_url(served_.data_dir))
     yield Store(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def store(wards: Served) -> Iterator[Store]:
+    yield from store_of(wards)
 
 
 def post_graded(served_: Served, channel: str, text: str) -> dict[str, Any]:
@@ -176,9 +180,7 @@ reminding = served("reminding", env={
 
 @pytest.fixture(scope="module")
 def reminding_store(reminding: Served) -> Iterator[Store]:
-    engine = make_engine(default_database_url(reminding.data_dir))
-    yield Store(engine)
-    engine.dispose()
+    yield from store_of(reminding)
 
 
 def posted_reminder(served_: Served, channel: str, patient: str) -> dict[str, Any]:
