@@ -20,7 +20,7 @@ and is reset between phases. With `--database-url`, that PostgreSQL server gets 
    `--window` of them (default 50/s x 30 s = 1,500) fall due during the measured window; the rest are
    due 2 min to 62 min after it, so all 10,000 are pending throughout the window.
 2. crsbot, on time: a child process builds the bot exactly as `crsbot serve` does (`bot.app.build_runtime`
-   with the default settings: claims of up to 100 reminders, 250 ms ahead; `bot.slack.serve.make_server` on waitress; the
+   with the default settings: claims of 100 episodes (growing to 1,000 while they come back full), 250 ms ahead; `bot.slack.serve.make_server` on waitress; the
    real Bolt app and the engine's Slack notifier posting over the shared kept-alive client to the fake). Its clock is the
    system clock plus a constant offset (time is injectable), so the populated due times lie just ahead
    of it without re-populating for each phase. During the second half of the window a thread in the
@@ -352,7 +352,8 @@ def crsbot_child(conn: Connection, config: dict[str, Any]) -> None:
     conn.send({"port": server.effective_port, "epoch_real": (EPOCH - clock.offset).timestamp()})
 
     result: dict[str, Any] = {"mode": config["mode"], "tick_seconds": settings.tick_seconds,
-                              "batch_size": runtime.reminders.batch_size, "rss_mb_before_start": rss_before}
+                              "batch_size": runtime.reminders.batch_size,
+                              "max_batch_size": runtime.reminders.max_batch_size, "rss_mb_before_start": rss_before}
     if config["mode"] == "catch_up":
         finished = done.wait(config["catch_up_timeout"])
         elapsed = time.monotonic() - started
@@ -734,7 +735,8 @@ def table(out: dict[str, Any]) -> str:
         f"/crs traffic: {traffic.get('ok')}/{traffic.get('sent')} acked 200 at {traffic.get('rate_per_s')}/s, "
         f"ack p50 {s(ack.get('p50'))} s p99 {s(ack.get('p99'))} s",
         f"crsbot catch-up posts: {crs_cu.get('kinds')} ({crs_cu.get('coalesced_reminders')} overdue reminders "
-        f"coalesced into them); up to {crs['batch_size']} reminders per claim",
+        f"coalesced into them); claims of {crs['batch_size']} episodes, growing to {crs.get('max_batch_size')} "
+        "while they come back full",
         f"aim p99 lateness with /crs traffic < {AIM_P99_S:g} s: "
         f"{'met' if out['aims']['p99_met'] else 'NOT met'} ({s(out['aims']['p99_lateness_with_crs_s'])} s); "
         f"aim memory < {AIM_RSS_MB:g} MB: {'met' if out['aims']['rss_met'] else 'NOT met'} "

@@ -215,6 +215,7 @@ class ReminderEngine:
         max_attempts: int = 5,
         max_idle: float = 1.0,
         batch_size: int = 100,
+        max_batch_size: int = 1000,
         post_workers: int = 4,
         lead: timedelta = timedelta(0),
         observer: EngineObserver | None = None,
@@ -234,7 +235,12 @@ class ReminderEngine:
         self.retry_base = retry_base
         self.max_attempts = max_attempts
         self.max_idle = max_idle
+        # A claim takes `batch_size` episodes; while claims come back full (a backlog, as after a restart)
+        # each next one takes 4 times as many, up to `max_batch_size`, so a catch-up pays the claim's and
+        # the record's fixed costs once per 1,000 posts, not per 100 (bench/reminders.py: 1.8 -> 1.4 ms CPU
+        # per post). On-time windows stay small: a large claim slowed PostgreSQL's on-time claims.
         self.batch_size = batch_size
+        self.max_batch_size = max(batch_size, max_batch_size)
         self.post_workers = post_workers
         self._posters: ThreadPoolExecutor | None = None
         self._database: ThreadPoolExecutor | None = None
@@ -548,9 +554,10 @@ class _Pump:
         self.pause = _Pause()  # Slack said Retry-After: hand the rest back untried
         self.horizon: datetime | None = None
         self.more = False  # the last claim came back full: more may be due already
+        self.claim_size = engine.batch_size  # grows while claims come back full (ReminderEngine.max_batch_size)
         self.seq = 0
         self.hooks_run_at = time.monotonic()
-        self.rolling_job: Future[tuple[ClaimedBatch | None, datetime]] | None = None
+        self.rolling_job: Future[tuple[ClaimedBatch | None, datetime, int]] | None = None
 
     def run(self) -> list[DueReminder]:
         eng = self.engine
@@ -600,21 +607,23 @@ class _Pump:
             self.write_records(self.take_records())
         return self.posted
 
-    def fetch(self) -> tuple[ClaimedBatch | None, datetime]:
-        eng = self.engine
+    def fetch(self) -> tuple[ClaimedBatch | None, datetime, int]:
+        eng, size = self.engine, self.claim_size
         now = as_utc(eng.clock.now())
-        return eng.repo.claim_batch(eng.replica_id, secrets.token_hex(16), now, now + eng.lease, eng.batch_size,
-                                    due_by=now + eng.lead), now
+        return eng.repo.claim_batch(eng.replica_id, secrets.token_hex(16), now, now + eng.lease, size,
+                                    due_by=now + eng.lead), now, size
 
-    def roll(self, records: list[tuple[str, list[Outcome], list[Booking]]]) -> tuple[ClaimedBatch | None, datetime]:
+    def roll(self, records: list[tuple[str, list[Outcome], list[Booking]]]) \
+            -> tuple[ClaimedBatch | None, datetime, int]:
         """On the database thread: record the posts so far, then claim the next window."""
         self.write_records(records)
         return self.fetch()
 
-    def merge(self, batch: ClaimedBatch | None, claimed_at: datetime) -> None:
+    def merge(self, batch: ClaimedBatch | None, claimed_at: datetime, size: int) -> None:
         eng = self.engine
         self.horizon = claimed_at + eng.lead
-        self.more = batch is not None and len(batch.reminders) >= eng.batch_size
+        self.more = batch is not None and len(batch.reminders) >= size
+        self.claim_size = min(size * 4, eng.max_batch_size) if self.more else eng.batch_size
         if batch is None:
             return
         eng.observer.queue_depth(len(batch.reminders))
