@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from bot.clock import ManualClock
-from bot.episodes.engine import DueReminder, ReminderEngine, format_intervals, parse_intervals
+from bot.episodes.engine import DueReminder, EngineObserver, ReminderEngine, format_intervals, parse_intervals
 from bot.episodes.policy import ReminderPolicy
 from bot.storage import Episode, Store
 from bot.storage.kinds import ReminderStatus
@@ -437,6 +437,30 @@ def test_one_tick_drains_every_due_episode_not_just_one_batch(
     assert sorted(d.episode.id for d in posted) == sorted(e.id for e in episodes)
     assert len(slack.posts) == 23
     assert engine.tick() == []
+
+
+class ClaimSizes(EngineObserver):
+    """How many reminders each claim of a pass took."""
+
+    def __init__(self) -> None:
+        self.claims: list[int] = []
+
+    def queue_depth(self, claimed: int) -> None:
+        self.claims.append(claimed)
+
+
+def test_claims_grow_while_they_come_back_full(
+    store: Store, clock: ManualClock, slack: FakeSlack
+) -> None:
+    """A backlog is drained in growing claims (x4 up to max_batch_size), so a catch-up pays a claim's fixed
+    cost once per many posts; each pass starts at batch_size (on-time windows stay small)."""
+    sizes = ClaimSizes()
+    engine = make_reminder_engine(store, clock, slack, batch_size=2, max_batch_size=8, observer=sizes)
+    for i in range(21):
+        graded(store, engine, f"bed{i}", 3)
+    clock.advance(timedelta(hours=1))
+    assert len(engine.tick()) == 21
+    assert sizes.claims == [2, 8, 8, 3], "2 first, then 4 times as many (capped at 8) while claims come back full"
 
 
 def test_a_batch_boundary_never_splits_an_episode_into_two_posts(

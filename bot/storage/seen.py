@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert
