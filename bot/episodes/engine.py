@@ -540,7 +540,8 @@ class _Pump:
     Claims roll: once less than half the lead is claimed ahead, the pump hands "record what was posted,
     then claim the next window" to the engine's database thread and goes on posting, so a post never
     waits for the database (behind `/crs` writes, or an fsync) and the next reminder is already claimed
-    when it falls due. `rolling=False` (`tick()`) does the same work inline and stops when nothing more
+    when it falls due. A claim that comes back full (a catch-up) has the next one claimed the same way
+    while it posts. `rolling=False` (`tick()`) does the same work inline and stops when nothing more
     is due now. Stopping hands unposted groups back, due as booked: nothing is posted before its time.
     """
 
@@ -569,7 +570,11 @@ class _Pump:
                     job, self.rolling_job = self.rolling_job, None
                     self.merge(*job.result())
                     continue
-                if not self.heap:  # the last claim came back full: post and record it, then claim more
+                if not self.heap:  # the last claim came back full: more is due already
+                    if self.rolling:  # claim the next batch on the database thread while this one posts
+                        self.rolling_job = eng._database_thread().submit(self.roll, self.take_records())
+                        self.flush()
+                        continue
                     self.flush()
                     self.write_records(self.take_records())
                     self.merge(*self.fetch())
