@@ -4,6 +4,7 @@ still retries rate limits as slack_sdk does."""
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.sender import KeptAliveClient, Sender, make_client
+from bot.slack.sender import (
+    KeptAliveClient,
+    PostOutcomeUnknown,
+    PostRateLimited,
+    PostRefused,
+    Sender,
+    make_client,
+)
 from bot.testing.slack_fake import FakeSlack
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
@@ -66,3 +74,36 @@ def test_a_missing_thread_holds_no_earlier_post_rather_than_an_unknown_outcome()
         assert [m for _, m in sender.thread_metadata("C0GONE", ts)] == [
             {"event_type": "crsbot_reminder", "event_payload": {"ids": [7]}}]
         assert sender.thread_metadata("C0GONE", "1600000000.999999") == []
+
+
+def test_post_once_classifies_each_answer_on_the_kept_alive_connection(tls_fake: tuple[FakeSlack, Path]) -> None:
+    """The reminder engine's one-attempt post decides exactly-once: a 429 is 'not posted, wait', a 5xx or a
+    timeout 'maybe posted', ok: false 'not posted'. Every answer is read off the one kept-alive connection,
+    and a connection the server had closed is replaced without posting twice."""
+    fake, cert = tls_fake
+    client = make_client("xoxb-local", fake.api_url, timeout=0.5)
+    client.ssl.load_verify_locations(cert)  # type: ignore[union-attr]
+    sender = Sender(client)
+    meta = {"event_type": "crsbot_reminder", "event_payload": {"ids": [7]}}
+    ts = sender.post_once("C0TLS3", {"text": "first"}, metadata=meta)
+    assert ts and fake.messages("C0TLS3")[0]["metadata"] == meta
+    fake.fail_next("chat.postMessage", status=429, retry_after=7)
+    with pytest.raises(PostRateLimited) as limited:
+        sender.post_once("C0TLS3", {"text": "limited"})
+    assert limited.value.retry_after == 7
+    fake.fail_next("chat.postMessage", status=503)
+    with pytest.raises(PostOutcomeUnknown, match="HTTP 503"):
+        sender.post_once("C0TLS3", {"text": "server error"})
+    fake.fail_next("chat.postMessage", status=200, error="channel_not_found")
+    with pytest.raises(PostRefused, match="channel_not_found"):
+        sender.post_once("C0TLS3", {"text": "refused"})
+    (connection,) = client._local.pool.values()  # type: ignore[attr-defined]
+    assert connection.sock is not None, "every answer so far came back on the kept-alive connection"
+    connection.sock.shutdown(socket.SHUT_RDWR)  # as if the server had closed the idle connection
+    assert sender.post_once("C0TLS3", {"text": "after a closed connection"})
+    (replaced,) = client._local.pool.values()  # type: ignore[attr-defined]
+    assert replaced is not connection
+    fake.respond_slowly("chat.postMessage", delay=1.5)
+    with pytest.raises(PostOutcomeUnknown, match="timed out|TimeoutError"):
+        sender.post_once("C0TLS3", {"text": "slow but posted"})
+    assert [m["text"] for m in fake.messages("C0TLS3")] == ["first", "after a closed connection", "slow but posted"]

@@ -78,30 +78,45 @@ class KeptAliveClient(WebClient):
         """One JSON POST on this thread's kept-alive connection: no retries, no SlackResponse.
 
         The reminder engine's path (a catch-up after a restart posts thousands: slack_sdk's per-call
-        machinery was a sixth of the CPU per post). Raises HTTPError for HTTP >= 400, OSError or
+        machinery was a sixth of the CPU per post, and building a urllib Request, splitting the URL and
+        reading the charset a tenth of what was left). Raises HTTPError for HTTP >= 400, OSError or
         HTTPException when the outcome is unknown; returns Slack's JSON answer (ok or not)."""
-        url = f"{self.base_url}{method}"
-        headers = self._build_urllib_request_headers(token=self.token or "", has_json=True, has_files=False,
-                                                     additional_headers={})
-        req = Request(url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
-        answer = json.loads(self._perform_urllib_http_request_internal(url, req)["body"])
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https"):
+            headers = self._json_headers()
+            req = Request(f"{self.base_url}{method}", data=json.dumps(body).encode("utf-8"), headers=headers,
+                          method="POST")
+            answer = json.loads(self._perform_urllib_http_request_internal(req.full_url, req)["body"])
+        else:
+            status, reason, headers, data = self._exchange(parts.scheme, parts.netloc, "POST", parts.path + method,
+                                                            json.dumps(body).encode("utf-8"), self._json_headers())
+            if status >= 400:
+                raise HTTPError(f"{self.base_url}{method}", status, reason, headers, io.BytesIO(data))
+            answer = json.loads(data)  # JSON is UTF-8 (RFC 8259); json.loads reads the bytes as they are
         return answer if isinstance(answer, dict) else {}
 
-    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            return super()._perform_urllib_http_request_internal(url, req)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection = self._connection(parts.scheme, parts.netloc)
+    def _json_headers(self) -> dict[str, str]:
+        headers: dict[str, str] | None = getattr(self, "_json_headers_cache", None)
+        if headers is None:
+            headers = self._build_urllib_request_headers(token=self.token or "", has_json=True, has_files=False,
+                                                         additional_headers={})
+            self._json_headers_cache = headers
+        return headers
+
+    def _exchange(self, scheme: str, netloc: str, method: str, target: str, data: bytes | None,
+                  headers: dict[str, str]) -> tuple[int, str, Any, bytes]:
+        """One request and its whole answer (status, reason, headers, body) on this thread's connection;
+        a kept-alive connection the server had closed is replaced and the request sent once more."""
+        connection = self._connection(scheme, netloc)
         reused = connection.sock is not None
         try:
-            connection.request(req.get_method(), target, body=req.data, headers=dict(req.header_items()))
+            connection.request(method, target, body=data, headers=headers)
             response = connection.getresponse()
         except _STALE:
             if not reused:
                 raise
-            connection = self._connection(parts.scheme, parts.netloc, fresh=True)
-            connection.request(req.get_method(), target, body=req.data, headers=dict(req.header_items()))
+            connection = self._connection(scheme, netloc, fresh=True)
+            connection.request(method, target, body=data, headers=headers)
             response = connection.getresponse()
         except OSError:
             connection.close()
@@ -109,10 +124,19 @@ class KeptAliveClient(WebClient):
         body = response.read()
         if response.will_close:
             connection.close()
-        if response.status >= 400:
-            raise HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
-        charset = response.headers.get_content_charset() or "utf-8"
-        return {"status": response.status, "headers": response.headers, "body": body.decode(charset)}
+        return response.status, response.reason, response.headers, body
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            return super()._perform_urllib_http_request_internal(url, req)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        status, reason, headers, body = self._exchange(parts.scheme, parts.netloc, req.get_method(), target,
+                                                       req.data, dict(req.header_items()))  # type: ignore[arg-type]
+        if status >= 400:
+            raise HTTPError(url, status, reason, headers, io.BytesIO(body))
+        charset = headers.get_content_charset() or "utf-8"
+        return {"status": status, "headers": headers, "body": body.decode(charset)}
 
 
 def make_client(token: str | None, base_url: str, timeout: float = 10) -> KeptAliveClient:
