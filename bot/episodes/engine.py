@@ -216,7 +216,7 @@ class ReminderEngine:
         max_idle: float = 1.0,
         batch_size: int = 100,
         max_batch_size: int = 1000,
-        post_workers: int = 4,
+        post_workers: int = 8,
         lead: timedelta = timedelta(0),
         observer: EngineObserver | None = None,
     ) -> None:
