@@ -52,7 +52,7 @@ about 5 minutes with the defaults (populating 10,000 episodes is a fifth to a qu
 Reading the figures. The engine sleeps until the next due time (woken by bookings), claims up to
 250 ms ahead and posts each reminder at its due time; while it waits it hands "record what was
 posted, claim the next window" to its database thread, so a post never queues behind `/crs` writes.
-Lateness is then the wake-up plus the post's round trip to the fake. A catch-up posts 4 at a time
+Lateness is then the wake-up plus the post's round trip to the fake. A catch-up posts 8 at a time
 on kept-alive connections, in claims growing from 100 to 1,000 episodes, each claimed (and the one
 before it recorded) on the database thread while the previous one posts. The fake runs with Python's
 cyclic garbage collector off: its recorded calls grow to tens of thousands of objects, and each
