@@ -62,6 +62,7 @@ class KeptAliveClient(WebClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._local = threading.local()
+        self._json_headers_cache: dict[str, str] | None = None
 
     def _connection(self, scheme: str, netloc: str, fresh: bool = False) -> http.client.HTTPConnection:
         pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
@@ -96,7 +97,7 @@ class KeptAliveClient(WebClient):
         return answer if isinstance(answer, dict) else {}
 
     def _json_headers(self) -> dict[str, str]:
-        headers: dict[str, str] | None = getattr(self, "_json_headers_cache", None)
+        headers = self._json_headers_cache
         if headers is None:
             headers = self._build_urllib_request_headers(token=self.token or "", has_json=True, has_files=False,
                                                          additional_headers={})
