@@ -462,3 +462,37 @@ def test_export_audit_writes_valid_csv_and_json_lines(store: Store) -> None:
 
     with pytest.raises(ValueError, match="format"):
         export_audit(store, "xml", io.StringIO())  # type: ignore[arg-type]
+
+
+def test_the_driver_level_inserts_store_what_sqlalchemy_would(db_engine: Engine, store: Store,
+                                                               clock: ManualClock) -> None:
+    """An assessment's two rows go through the driver's cursor (bot/storage/compiled.py), not SQLAlchemy's
+    execution layers; each column still goes through its type, so the rows read back exactly as rows
+    written by SQLAlchemy itself do: JSON as JSON (JSONB on PostgreSQL), times as aware UTC."""
+    from sqlalchemy import insert, select
+
+    from bot.storage.tables import AssessmentRow, AuditRow
+
+    inputs = {"text": "temp=39 sbp=85", "parsed": {"temp_c": 39.0, "note": "Température ✓", "list": [1, None]}}
+    result = {"grade": 2, "why": ["fever", "hypotension"], "at_least": False}
+    recorded = store.record_assessment("C0RT1", None, "iv", "crs", inputs, result, 2, "astct-2019", "1.2.3", "U1")
+    table = AssessmentRow.__table__
+    with db_engine.begin() as conn:
+        reference = conn.execute(insert(table).returning(table.c.id), {
+            "episode_id": None, "channel_id": "C0RT1", "kind": "crs", "inputs_json": inputs, "result_json": result,
+            "grade": 2, "rulebook_id": "astct-2019", "rulebook_version": "1.2.3", "user_id": "U1",
+            "created_at": clock.now()}).scalar_one()
+    with db_engine.connect() as conn:
+        ours, theirs = (conn.execute(select(table).where(table.c.id == i)).one()._asdict()
+                        for i in (recorded.assessment_id, reference))
+        if db_engine.dialect.name == "postgresql":
+            types = conn.exec_driver_sql(
+                "SELECT jsonb_typeof(inputs_json), pg_typeof(inputs_json)::text FROM assessments WHERE id = %s",
+                (recorded.assessment_id,)).one()
+            assert tuple(types) == ("object", "jsonb")
+    assert {k: v for k, v in ours.items() if k != "id"} == {k: v for k, v in theirs.items() if k != "id"}
+    assert ours["inputs_json"] == inputs and ours["created_at"] == clock.now()
+    assert ours["created_at"].tzinfo is not None
+    (audit,) = [e for e in store.iter_audit() if e.action == "grade"]
+    assert audit.detail["assessment_id"] == recorded.assessment_id and audit.at == clock.now()
+    assert audit.detail["inputs"] == inputs["parsed"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from sqlalchemy import Engine, delete, insert
 
+from bot.storage.compiled import CompiledInsert
 from bot.storage.tables import SeenRequestRow
 
 PRUNE_EVERY_SECONDS = 60.0
@@ -17,9 +17,8 @@ _TABLE = SeenRequestRow.__table__
 
 
 class _Take:
-    """The one INSERT every Slack request pays for, compiled once for the engine's dialect and run on a
-    pooled driver connection: SQLAlchemy's Connection, transaction and execution layers cost about twice
-    the statement itself (bench/slack_http.py). A single INSERT is atomic on its own, so the driver's
+    """The one INSERT every Slack request pays for, run on a pooled driver connection (bot/storage/compiled.py).
+    A single INSERT is atomic on its own, so the driver's
     autocommit (SQLite, as bot/storage/db.py sets it up) or one commit (PostgreSQL) is the transaction.
 
     This one commit does not wait for the disk (SQLite `synchronous = NORMAL` for the statement, restored
@@ -31,25 +30,19 @@ class _Take:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        compiled = insert(_TABLE).compile(dialect=engine.dialect)
-        self.sql = str(compiled)
-        self.positional = compiled.positional
-        self.order = tuple(compiled.positiontup or ("signature", "seen_at"))
-        self.seen_at = _TABLE.c.seen_at.type.bind_processor(engine.dialect) or (lambda value: value)
-        self.duplicate = engine.dialect.loaded_dbapi.IntegrityError
+        self.insert = CompiledInsert(insert(_TABLE), engine, ("signature", "seen_at"))
         self.relax, self.restore = _unflushed_commit(engine)
 
     def __call__(self, signature: str, now: datetime) -> bool:
-        values = {"signature": signature, "seen_at": self.seen_at(now)}
-        params: Any = tuple(values[name] for name in self.order) if self.positional else values
+        params = self.insert.params({"signature": signature, "seen_at": now})
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(self.relax)
                 try:
-                    cursor.execute(self.sql, params)
-                except self.duplicate:
+                    cursor.execute(self.insert.sql, params)
+                except self.insert.duplicate:
                     connection.rollback()
                     return False
                 connection.commit()

@@ -13,9 +13,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.clock import Clock
+from bot.storage.compiled import CompiledInsert
 from bot.storage.kinds import AnswerAction, EpisodeStatus, ReminderKind
 from bot.storage.records import Assessment, Episode, RecordedAssessment, Reminder
 from bot.storage.tables import ASSESSMENT_KINDS, PRODUCTS, AssessmentRow, AuditRow, EpisodeRow, ReminderRow
@@ -39,10 +41,19 @@ _OPEN_EPISODE = (
 _INSERT_EPISODE = insert(_EPISODES).returning(_EPISODES.c.id)
 _INSERT_ASSESSMENT = insert(AssessmentRow.__table__).returning(AssessmentRow.__table__.c.id)
 _INSERT_AUDIT = insert(AuditRow.__table__)
+_ASSESSMENT_COLUMNS = ("episode_id", "channel_id", "kind", "inputs_json", "result_json", "grade", "rulebook_id",
+                       "rulebook_version", "user_id", "created_at")
+_AUDIT_COLUMNS = ("at", "channel_id", "user_id", "action", "patient_label", "detail_json")
 
 
 class AssessmentRepository(Repository):
     """Graded assessments, joining the patient's open episode or opening one."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        super().__init__(engine, clock)
+        # Every command writes these two rows: on the driver's cursor, inside the same transaction.
+        self._assessment_row = CompiledInsert(_INSERT_ASSESSMENT, engine, _ASSESSMENT_COLUMNS)
+        self._grade_audit_row = CompiledInsert(_INSERT_AUDIT, engine, _AUDIT_COLUMNS)
 
     def record_assessment(
         self,
@@ -137,8 +148,8 @@ class AssessmentRepository(Repository):
             assessment = dict(episode_id=episode.id if episode is not None else None, channel_id=channel_id, kind=kind,
                               inputs_json=inputs, result_json=result, grade=grade, rulebook_id=rulebook_id,
                               rulebook_version=rulebook_version, user_id=user_id, created_at=now)
-            assessment_id = db.execute(_INSERT_ASSESSMENT, assessment).scalar_one()
-            db.execute(_INSERT_AUDIT, dict(
+            assessment_id = _run(db, self._assessment_row, assessment)
+            _run(db, self._grade_audit_row, dict(
                 at=now, channel_id=channel_id, user_id=user_id, action="grade", patient_label=label,
                 detail_json={
                     "assessment_id": assessment_id,
@@ -229,6 +240,17 @@ class AssessmentRepository(Repository):
             if row is None or row.channel_id != channel_id:
                 return None
             return dict(row.result_json)
+
+
+def _run(db: Connection, statement: CompiledInsert, values: dict[str, Any]) -> Any:
+    """Run `statement` on `db`'s own driver connection (its transaction); the RETURNING value, if any."""
+    cursor = db.connection.cursor()
+    try:
+        cursor.execute(statement.sql, statement.params(values))
+        row = cursor.fetchone() if cursor.description else None
+    finally:
+        cursor.close()
+    return row[0] if row else None
 
 
 class Store(AssessmentRepository, EpisodeRepository, BookingRepository, OncallRepository, AuditRepository):
