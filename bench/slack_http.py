@@ -137,24 +137,21 @@ def serve_bare(host: str, port: int, api_url: str, threads: int) -> int:
     return serve_baseline(app, host, port, threads)
 
 
-def serve_floor(host: str, port: int, api_url: str, threads: int) -> int:
-    """The floor: what any bot that records and answers must do. Bolt, ack, one INSERT, one post."""
-    import logging
-
+def floor_app(workdir: Path, token: str, secret: str, api_url: str) -> Any:
+    """The floor: what any bot that records and answers must do. Bolt, ack, one INSERT, one post
+    (also measured in-process by bench/command_cost.py)."""
     from slack_bolt import Ack, App
 
     from bot.app import LISTENER_THREADS
     from bot.slack.sender import Sender, make_client
     from bot.storage.db import make_engine
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    engine = make_engine(f"sqlite:///{Path.cwd() / 'floor.sqlite3'}")
+    engine = make_engine(f"sqlite:///{workdir / 'floor.sqlite3'}")
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, channel TEXT, "
                                    "user TEXT, text TEXT, at REAL)")
-    sender = Sender(make_client(os.environ["SLACK_BOT_TOKEN"], api_url))
-    app = App(signing_secret=os.environ["SLACK_SIGNING_SECRET"], client=sender.client,
-              token_verification_enabled=False,
+    sender = Sender(make_client(token, api_url))
+    app = App(signing_secret=secret, client=sender.client, token_verification_enabled=False,
               listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS))
 
     @app.command("/crs")
@@ -165,6 +162,14 @@ def serve_floor(host: str, port: int, api_url: str, threads: int) -> int:
                                        (command["channel_id"], command["user_id"], command["text"], time.time()))
         sender.post(command["channel_id"], {"text": f"graded: {command['text']}"})
 
+    return app
+
+
+def serve_floor(host: str, port: int, api_url: str, threads: int) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = floor_app(Path.cwd(), os.environ["SLACK_BOT_TOKEN"], os.environ["SLACK_SIGNING_SECRET"], api_url)
     return serve_baseline(app, host, port, threads)
 
 
