@@ -9,7 +9,7 @@ machine the same code reads 1.34x-2.5x the floor from one round to the next. Ins
 move with the neighbours: callgrind gives the same total for the same run.
 
 Method. Each app runs in a child process of its own: crsbot exactly as `crsbot serve` builds it
-(`bot.app.build_runtime`, the WSGI app with its gate and metrics, default settings, SQLite in a temp
+(`bot.app.build_runtime`, `bot.slack.serve.make_wsgi`: the gate and metrics, default settings, SQLite in a temp
 dir), the floor as `bench/slack_http.py` builds it (Bolt + one INSERT + one post). The child sends
 signed `/crs temp=39 sbp=85 pressor=1` requests straight into the WSGI callable (no HTTP server: the
 same for both apps), one at a time, and waits after each for the listener's post to reach the Slack
@@ -61,14 +61,13 @@ def child(app_name: str, commands: int, pause: float) -> int:
     wsgi: Any
     if app_name == "crsbot":
         from bot.app import build_runtime
-        from bot.metrics import WithMetrics
         from bot.settings import load_settings
-        from bot.slack.web import WebApp
+        from bot.slack.serve import make_wsgi
 
         settings = load_settings(slack_bot_token=token, slack_signing_secret=secret, slack_api_url=api_url,
                                  data_dir=str(workdir), log_level="WARNING")
         runtime = build_runtime(settings)
-        wsgi = WithMetrics(WebApp(runtime.app, runtime.engine, secret, runtime.reminders), runtime.metrics)
+        wsgi = make_wsgi(runtime)
     else:
         from slack_bolt.adapter.wsgi import SlackRequestHandler
 

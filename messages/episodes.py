@@ -7,7 +7,6 @@ it in their own time zone; the fallback (and the console) uses the site's zone.
 from __future__ import annotations
 
 import re
-
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 

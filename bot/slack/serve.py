@@ -38,6 +38,13 @@ class RedactRejectedBodies(logging.Filter):
         return True
 
 
+def make_wsgi(runtime: Runtime) -> WithMetrics:
+    """The bot's WSGI app: the gate and /healthz (WebApp) in front of Bolt, counted by the metrics."""
+    secret = runtime.settings.slack_signing_secret
+    web = WebApp(runtime.app, runtime.engine, secret.get_secret_value() if secret else None, runtime.reminders)
+    return WithMetrics(web, runtime.metrics)
+
+
 def make_server(runtime: Runtime, host: str, port: int, *, wrap: Callable[[Any], Any] | None = None,
                 threads: int | None = None) -> Any:
     """Waitress on the bot's WSGI app (plus /metrics); `wrap` adapts it (Socket Mode drops /slack/events).
@@ -46,9 +53,7 @@ def make_server(runtime: Runtime, host: str, port: int, *, wrap: Callable[[Any],
     is never buffered; the gate in WebApp checks again."""
     import waitress
 
-    secret = runtime.settings.slack_signing_secret
-    web = WebApp(runtime.app, runtime.engine, secret.get_secret_value() if secret else None, runtime.reminders)
-    wsgi = WithMetrics(web, runtime.metrics)
+    wsgi = make_wsgi(runtime)
     try:
         server = waitress.create_server(wrap(wsgi) if wrap else wsgi, host=host, port=port,
                                         threads=threads or runtime.settings.threads, ident="crsbot",

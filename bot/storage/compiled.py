@@ -29,7 +29,9 @@ class CompiledInsert:
             for name in columns}
         self.duplicate: type[Exception] = dialect.loaded_dbapi.IntegrityError
 
-    def params(self, values: Mapping[str, Any]) -> Any:
-        """The driver's parameters (a tuple, or a dict for named paramstyles) for `values`."""
+    def run(self, cursor: Any, values: Mapping[str, Any]) -> Any:
+        """Execute on a DBAPI `cursor` (in whatever transaction it is in); the RETURNING value, if any."""
         processed = {name: self.processors[name](values[name]) for name in self.processors}
-        return tuple(processed[name] for name in self.names) if self.positional else processed
+        cursor.execute(self.sql, tuple(processed[name] for name in self.names) if self.positional else processed)
+        row = cursor.fetchone() if cursor.description else None
+        return row[0] if row else None

@@ -34,14 +34,13 @@ class _Take:
         self.relax, self.restore = _unflushed_commit(engine)
 
     def __call__(self, signature: str, now: datetime) -> bool:
-        params = self.insert.params({"signature": signature, "seen_at": now})
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(self.relax)
                 try:
-                    cursor.execute(self.insert.sql, params)
+                    self.insert.run(cursor, {"signature": signature, "seen_at": now})
                 except self.insert.duplicate:
                     connection.rollback()
                     return False

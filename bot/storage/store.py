@@ -148,22 +148,26 @@ class AssessmentRepository(Repository):
             assessment = dict(episode_id=episode.id if episode is not None else None, channel_id=channel_id, kind=kind,
                               inputs_json=inputs, result_json=result, grade=grade, rulebook_id=rulebook_id,
                               rulebook_version=rulebook_version, user_id=user_id, created_at=now)
-            assessment_id = _run(db, self._assessment_row, assessment)
-            _run(db, self._grade_audit_row, dict(
-                at=now, channel_id=channel_id, user_id=user_id, action="grade", patient_label=label,
-                detail_json={
-                    "assessment_id": assessment_id,
-                    "episode_id": assessment["episode_id"],
-                    "kind": kind,
-                    "grade": grade,
-                    "product": product,
-                    "rulebook_id": rulebook_id,
-                    "rulebook_version": rulebook_version,
-                    "new_episode": is_new,
-                    # What was read and whether the grade is a floor: enough to redraw the episode from an export.
-                    "inputs": inputs.get("parsed"),
-                    "at_least": result.get("at_least"),
-                }))
+            cursor = db.connection.cursor()  # this transaction's own driver connection
+            try:
+                assessment_id = self._assessment_row.run(cursor, assessment)
+                self._grade_audit_row.run(cursor, dict(
+                    at=now, channel_id=channel_id, user_id=user_id, action="grade", patient_label=label,
+                    detail_json={
+                        "assessment_id": assessment_id,
+                        "episode_id": assessment["episode_id"],
+                        "kind": kind,
+                        "grade": grade,
+                        "product": product,
+                        "rulebook_id": rulebook_id,
+                        "rulebook_version": rulebook_version,
+                        "new_episode": is_new,
+                        # What was read and whether the grade is a floor: enough to redraw the episode from an export.
+                        "inputs": inputs.get("parsed"),
+                        "at_least": result.get("at_least"),
+                    }))
+            finally:
+                cursor.close()
             booked = None
             if restart_cadence and episode is not None:
                 booked = self._restart_cadence(db, episode, user_id, next_reassess_at, now, is_new)
@@ -240,17 +244,6 @@ class AssessmentRepository(Repository):
             if row is None or row.channel_id != channel_id:
                 return None
             return dict(row.result_json)
-
-
-def _run(db: Connection, statement: CompiledInsert, values: dict[str, Any]) -> Any:
-    """Run `statement` on `db`'s own driver connection (its transaction); the RETURNING value, if any."""
-    cursor = db.connection.cursor()
-    try:
-        cursor.execute(statement.sql, statement.params(values))
-        row = cursor.fetchone() if cursor.description else None
-    finally:
-        cursor.close()
-    return row[0] if row else None
 
 
 class Store(AssessmentRepository, EpisodeRepository, BookingRepository, OncallRepository, AuditRepository):
