@@ -32,6 +32,8 @@ from typing import Any
 import matplotlib
 from matplotlib.ft2font import FT2Font
 
+from messages.episodes import plain_dates
+
 WIDTH = 390
 FOLD = 650  # the first screen: what a phone shows of a message without scrolling
 
@@ -91,10 +93,22 @@ class Run:
 _MRKDWN = re.compile(r"(\*[^*\n]+\*|_[^_\n]+_|`[^`\n]+`|:[a-z0-9_+\-]+:)")
 
 
+_MENTION = re.compile(r"<([@#!])([^|>]+)(?:\|([^>]*))?>")
+
+
+def as_shown(text: str) -> str:
+    """What Slack's client shows for its tokens: a date in the reader's own time (its fallback here, about
+    as long), a user or channel mention as @name or #name, <!here> as @here."""
+    def entity(found: re.Match[str]) -> str:
+        sigil, ident, label = found.groups()
+        return f"#{label or ident}" if sigil == "#" else f"@{label or ident}"
+    return _MENTION.sub(entity, plain_dates(text))
+
+
 def mrkdwn_runs(text: str, face: str = "regular") -> list[Run]:
-    """Slack mrkdwn (the subset the bot writes) as styled runs; entities unescaped."""
+    """Slack mrkdwn (the subset the bot writes) as styled runs; tokens as Slack shows them, entities unescaped."""
     runs: list[Run] = []
-    for part in _MRKDWN.split(text):
+    for part in _MRKDWN.split(as_shown(text)):
         if not part:
             continue
         if part.startswith(":") and part.endswith(":") and len(part) > 2:
