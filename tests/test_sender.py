@@ -3,6 +3,7 @@ still retries rate limits as slack_sdk does."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import ssl
@@ -107,3 +108,27 @@ def test_post_once_classifies_each_answer_on_the_kept_alive_connection(tls_fake:
     with pytest.raises(PostOutcomeUnknown, match="timed out|TimeoutError"):
         sender.post_once("C0TLS3", {"text": "slow but posted"})
     assert [m["text"] for m in fake.messages("C0TLS3")] == ["first", "after a closed connection", "slow but posted"]
+
+
+class _CountedText(str):
+    """Message text that counts how often something formats it with repr()."""
+
+    reprs = 0
+
+    def __repr__(self) -> str:
+        type(self).reprs += 1
+        return super().__repr__()
+
+
+def test_a_post_never_formats_its_body_for_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
+    # slack_sdk formats every request body into a DEBUG line whenever its logger's own level is unset, even
+    # when nothing would print it: for a grade reply that was a tenth of the command's CPU. And a body holds
+    # patient labels, which crsbot never logs, even with CRSBOT_LOG_LEVEL=DEBUG.
+    caplog.set_level(logging.DEBUG)
+    _CountedText.reprs = 0
+    with FakeSlack() as fake:
+        sender = Sender(make_client("xoxb-local", fake.api_url))
+        assert sender.post("C0LOG1", {"text": _CountedText("bed12 · CRS grade 3")})
+        assert [m["text"] for m in fake.messages("C0LOG1")] == ["bed12 · CRS grade 3"]
+    assert _CountedText.reprs == 0
+    assert not [r for r in caplog.records if r.name.startswith("slack_sdk") and "bed12" in r.getMessage()]

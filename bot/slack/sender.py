@@ -140,10 +140,21 @@ class KeptAliveClient(WebClient):
         return {"status": status, "headers": headers, "body": body.decode(charset)}
 
 
+def client_logger() -> logging.Logger:
+    """slack_sdk's logger, never below INFO. Its DEBUG lines hold whole request bodies (message text, patient
+    labels), and slack_sdk formats one for every call whenever the logger's own level is unset (it tests
+    `level <= DEBUG`, and unset is 0), then drops it: for a grade reply that repr was a tenth of a command's CPU."""
+    logger = logging.getLogger("slack_sdk.web.base_client")
+    if logger.level < logging.INFO:
+        logger.setLevel(logging.INFO)
+    return logger
+
+
 def make_client(token: str | None, base_url: str, timeout: float = 10) -> KeptAliveClient:
     """The one client for every Web API call (commands, buttons, reminders): kept-alive connections
     and one SSLContext (without it each HTTPS call builds a context and reloads the CA bundle, ~20 ms CPU)."""
-    client = KeptAliveClient(token=token, base_url=base_url, timeout=timeout, ssl=ssl.create_default_context())
+    client = KeptAliveClient(token=token, base_url=base_url, timeout=timeout, ssl=ssl.create_default_context(),
+                             logger=client_logger())
     client.retry_handlers.clear()
     client.retry_handlers.extend([RateLimitErrorRetryHandler(max_retry_count=3),
                                   ConnectionErrorRetryHandler(max_retry_count=2)])
