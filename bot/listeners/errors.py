@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
@@ -54,17 +53,12 @@ def form_errors(error: CrsbotError) -> dict[str, Any]:
     return {"response_action": "errors", "errors": {field_for(error): error.user_message()[:300]}}
 
 
-# Set by the first custom middleware, which Bolt runs only after its own signature check passed
-# (HTTP) or for a Socket Mode envelope (authenticated by the app token). No mark, no reply.
+# Set by the first custom middleware (bot/listeners/authorize.py), which Bolt runs only after its own
+# signature check passed (HTTP) or for a Socket Mode envelope (authenticated by the app token). No mark, no reply.
 VERIFIED = "crsbot_verified"
 
 
 def register(app: App, deps: Deps) -> None:
-    @app.middleware
-    def mark_verified(context: BoltContext, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
-        context[VERIFIED] = True
-        next()
-
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any, context: BoltContext,
                  logger: logging.Logger) -> BoltResponse:
