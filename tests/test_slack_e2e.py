@@ -161,6 +161,36 @@ def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
     assert bot.calls_since(mark, RESPONSE_URL_METHOD, "chat.postEphemeral") == []
 
 
+def test_a_follow_up_typed_while_the_first_reply_posts_goes_in_its_thread(bot: Served) -> None:
+    """Slack slow, or two people a moment apart: the follow-up is recorded before the first reply's ts is
+    known. It waits for that ts and replies in the episode's thread instead of starting a second one."""
+    channel = new_channel()
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_first_post(call: RecordedCall) -> None:
+        if call.method == "chat.postMessage" and call.params.get("channel") == channel:
+            held.set()
+            release.wait(15)
+
+    unsubscribe = bot.fake.subscribe(hold_first_post)
+    mark = bot.mark()
+    try:
+        assert bot.slash(f"{GRADE_3} patient=bed31", channel=channel).status == 200
+        assert held.wait(10), "the first reply was never posted"
+        assert bot.slash("temp=38.4 patient=bed31", channel=channel).status == 200
+        time.sleep(0.5)  # the follow-up is recorded and ready to post
+    finally:
+        release.set()
+        unsubscribe()
+    first = bot.wait_for(ok_post_to(channel), after=mark)
+    follow_up = bot.wait_for(ok_post_to(channel), after=bot.fake.calls.index(first) + 1)
+    assert "thread_ts" not in first.params
+    assert follow_up.params["thread_ts"] == first.response["ts"] and follow_up.params["reply_broadcast"] is True
+    top_level = [m["ts"] for m in bot.fake.messages(channel) if m.get("thread_ts", m["ts"]) == m["ts"]]
+    assert top_level == [first.response["ts"]]  # one thread, not two
+
+
 def test_acks_do_not_wait_behind_slow_posts(bot: Served) -> None:
     """Slack gives 3 s to ack. While several posts are stuck (Slack slow, or a long Retry-After),
     a new command must still be acked: the ack must not queue behind post-ack work."""

@@ -319,6 +319,11 @@ class EpisodeRepository(Repository):
             row.recurrent_of = previous_episode_id
             return Episode.of(row)
 
+    def episode_thread(self, episode_id: int) -> str | None:
+        """The ts of the episode's thread, once its first reply has been posted and recorded."""
+        with self._reads.connect() as connection:  # a read: no write lock
+            return connection.scalar(select(EpisodeRow.thread_ts).where(EpisodeRow.id == episode_id))
+
     def get_episode(self, episode_id: int) -> Episode | None:
         with self._tx() as session:
             row = session.get(EpisodeRow, episode_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import as_utc
@@ -25,6 +26,10 @@ from messages.refusals import FORM_NEEDS_TRIGGER
 
 if TYPE_CHECKING:
     from bot.storage.records import Episode
+
+# How long a follow-up waits for the episode's first reply to be posted: a post with slack_sdk's retries
+# (a 429 or two) takes seconds at worst; the wait runs after the ack, on a listener thread.
+FIRST_REPLY_WAIT = timedelta(seconds=5)
 
 
 def grade(deps: Deps, call: Call) -> CrsAssessment:
@@ -88,12 +93,27 @@ def post_assessment(deps: Deps, channel: str, episode: Episode | None, new: bool
     Only a new episode's first reply is written back (its ts is the thread reminders reply in), so a
     follow-up or an untracked grade costs one write; every reply names its assessment id in its sealed
     button values, which links the Slack message to the audit trail."""
-    if episode is not None and not new and episode.thread_ts:
-        deps.sender.post(channel, {**payload, "reply_broadcast": True}, thread_ts=episode.thread_ts)
+    thread = None
+    if episode is not None and not new:
+        thread = episode.thread_ts or _first_reply_thread(deps, episode.id)
+    if thread:
+        deps.sender.post(channel, {**payload, "reply_broadcast": True}, thread_ts=thread)
         return
     ts = deps.sender.post(channel, payload)
     if episode is not None:
         deps.store.set_message_ts(assessment_id, ts, episode.id)
+
+
+def _first_reply_thread(deps: Deps, episode_id: int) -> str | None:
+    """A follow-up typed while the episode's first reply is still being posted (Slack slow, or two people
+    a moment apart) waits for that reply's ts, so it goes in the episode's thread rather than starting a
+    second one. None after FIRST_REPLY_WAIT (the first post failed): this reply then starts the thread."""
+    deadline = time.monotonic() + FIRST_REPLY_WAIT.total_seconds()
+    while True:
+        thread = deps.store.episode_thread(episode_id)
+        if thread or time.monotonic() >= deadline:
+            return thread
+        time.sleep(0.05)
 
 
 def delay(deps: Deps, call: Call) -> Payload:
