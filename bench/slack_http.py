@@ -47,6 +47,13 @@ slack_bolt/listener/thread_runner.py), so both apps have a ~10 ms ack floor, and
 `/crs` message is usually posted before the HTTP ack has even returned. At concurrency 16 the
 generator is closed-loop, so ack latency is about 16 / throughput: it measures how much CPU each
 command costs in total (grading, storage, rendering, the post), not only the ack path.
+
+Two loops (`--loop`). `ack` (the default): each of the N workers sends its next command as soon as the
+previous one is acknowledged, so commands are accepted faster than replies are posted and the time to
+post includes a backlog of replies waiting for a listener thread: an overload test. `post`: each worker
+is a clinician who sends the next command only when the reply to the previous one is in the channel,
+so N commands are in flight from typing to reply, and the time to post is what one of N people typing
+at once waits. The floor app's time to post is measured the same way in both.
 """
 
 from __future__ import annotations
@@ -342,7 +349,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None, secret: str, tag: str,
-              concurrency: int, requests: int, warmup: int, deadline: float, timeout: float) -> dict[str, Any]:
+              concurrency: int, requests: int, warmup: int, deadline: float, timeout: float,
+              loop: str = "ack") -> dict[str, Any]:
     host, port = process.host, process.port
     for channel, body, headers in prepare(fake, secret, f"W{tag}", warmup):
         send_one(host, port, body, headers, channel, timeout)
@@ -363,6 +371,8 @@ def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None,
             sample = send_one(host, port, item[1], item[2], item[0], timeout)
             with lock:
                 samples.append(sample)
+            if loop == "post" and posts is not None and sample.status == 200:
+                posts.wait_all([sample.channel], timeout=timeout)  # the reply is in the channel: type the next
 
     cpu = cpu_seconds(process.proc.pid)
     wall = time.monotonic()
@@ -374,6 +384,7 @@ def run_level(process: CrsbotProcess, fake: RemoteFake, posts: PostClock | None,
     acked = [s for s in samples if s.status == 200 and s.ack is not None]
     result: dict[str, Any] = {
         "concurrency": concurrency,
+        "loop": loop if posts is not None else "ack",
         "sent": len(samples),
         "ok": len(acked),
         "errors": len(samples) - len(acked),
@@ -413,7 +424,7 @@ def summary(seconds: list[float]) -> dict[str, float] | None:
 
 
 def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, timeout: float,
-          transports: list[str], rounds: int = 3) -> dict[str, Any]:
+          transports: list[str], rounds: int = 3, loop: str = "ack") -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + max_seconds
     token, secret = new_secret("token"), new_secret("secret")
@@ -423,13 +434,14 @@ def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, tim
     try:
         for transport in transports:
             runs[transport] = bench_transport(transport, workdir / transport, token, secret, requests, levels, warmup,
-                                              deadline, timeout, rounds)
+                                              deadline, timeout, rounds, loop)
     finally:
         tmp_dir.cleanup()
     return {
         "text": f"/crs {TEXT}",
         "requests_per_level": requests,
         "rounds": rounds,
+        "loop": loop,
         "warmup_per_level": warmup,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -440,7 +452,7 @@ def bench(requests: int, levels: list[int], warmup: int, max_seconds: float, tim
 
 
 def bench_transport(transport: str, workdir: Path, token: str, secret: str, requests: int, levels: list[int],
-                    warmup: int, deadline: float, timeout: float, rounds: int) -> dict[str, Any]:
+                    warmup: int, deadline: float, timeout: float, rounds: int, loop: str = "ack") -> dict[str, Any]:
     """One fake (HTTP or HTTPS) and the three apps against it, levels interleaved."""
     workdir.mkdir(parents=True)
     extra_env: dict[str, str] = {}
@@ -467,7 +479,7 @@ def bench_transport(transport: str, workdir: Path, token: str, secret: str, requ
                                                  ("crsbot", bot, posts)):
                         tag = f"{transport[-1].upper()}{name[0].upper()}{level}R{n}"
                         one[name] = run_level(process, fake, clock, secret, tag, level, requests, warmup,
-                                              deadline, timeout)
+                                              deadline, timeout, loop)
                     level_rounds.append(one)
                 level_rounds.sort(key=_cpu_vs_floor)
                 for name in APPS:
@@ -525,6 +537,7 @@ def table(result: dict[str, Any]) -> str:
 
     lines = [f"{result['text']}: {result['requests_per_level']} requests per level "
              f"(+{result['warmup_per_level']} warm-up) in each of {result['rounds']} rounds, the median round shown, "
+             f"next command sent when the previous one is {'posted' if result['loop'] == 'post' else 'acked'}, "
              f"{result['cpus']} CPUs, Python {result['python']}, "
              f"waitress threads={result['threads']}"]
     for transport, run in result["runs"].items():
@@ -579,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport", default="http,https", help="comma-separated: http, https (both)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of bare, floor, crsbot per level; the median crsbot/floor round is shown (3)")
+    parser.add_argument("--loop", choices=("ack", "post"), default="ack",
+                        help="each worker sends its next command when the previous one is acked (ack) or its reply "
+                             "posted (post)")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
@@ -598,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--transport takes http, https or both")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    result = bench(args.requests, levels, args.warmup, args.max_seconds, args.timeout, transports, args.rounds)
+    result = bench(args.requests, levels, args.warmup, args.max_seconds, args.timeout, transports, args.rounds,
+                   args.loop)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 
