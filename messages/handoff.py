@@ -2,20 +2,19 @@
 
 Pure layout: bot/episodes/handoff.py gathers a `Handoff`; this renders it as Block Kit (one section per
 patient, phone first) within Slack's limits however many episodes the channel has. Times are Slack date
-tokens, so each reader sees their own local time.
+tokens, so each reader sees their own local time; the notification text shows the site's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 from string import ascii_lowercase
 from typing import Any
 
 from grading.decide import NOT_IN_RULEBOOK
 from messages.blocks import MAX_BLOCKS, MAX_FALLBACK_CHARS, MAX_SECTION_CHARS, clip, mrkdwn_escape
-from messages.episodes import human, plain_dates
-from messages.home import slack_date
+from messages.episodes import human, plain_dates, slack_time
 from messages.layout import JUDGMENT
 
 RESERVED_BLOCKS = 4  # header, summary, resolved list, next-dose key with the footer
@@ -86,20 +85,20 @@ def _nb(text: str) -> str:
     return text.replace(" ", NBSP)
 
 
-def _reminders(p: PatientSummary) -> str | None:
+def _reminders(p: PatientSummary, zone: tzinfo) -> str | None:
     """Only what the incoming shift has to act on; the footer says how far ahead this looks."""
     if p.overdue_since is not None:
-        return f":alarm_clock: reassessment *overdue* {_nb('since ')}{slack_date(p.overdue_since, '{time}')}"
+        return f":alarm_clock: reassessment *overdue* {_nb('since ')}{slack_time(p.overdue_since, zone, '{time}')}"
     if p.next_reminder is not None:
-        return _nb("next reassessment ") + slack_date(p.next_reminder, '{time}')
+        return _nb("next reassessment ") + slack_time(p.next_reminder, zone, '{time}')
     return None
 
 
-def _escalation(p: PatientSummary) -> str | None:
+def _escalation(p: PatientSummary, zone: tzinfo) -> str | None:
     if p.escalated_at is not None:
-        return f":rotating_light: {_nb('escalated ')}{slack_date(p.escalated_at, '{time}')},{NBSP}unanswered"
+        return f":rotating_light: {_nb('escalated ')}{slack_time(p.escalated_at, zone, '{time}')},{NBSP}unanswered"
     if p.escalates_at is not None:
-        return f"{_nb('escalates ')}{slack_date(p.escalates_at, '{time}')}{_nb(' if unanswered')}"
+        return f"{_nb('escalates ')}{slack_time(p.escalates_at, zone, '{time}')}{_nb(' if unanswered')}"
     return None
 
 
@@ -131,7 +130,7 @@ def _key_text(keys: dict[NextDoseLine, str]) -> str:
     return " ".join(" ".join(items) + f" [{source}]" for source, items in by_source.items())
 
 
-def patient_text(p: PatientSummary, at: datetime, keys: dict[NextDoseLine, str]) -> str:
+def patient_text(p: PatientSummary, at: datetime, keys: dict[NextDoseLine, str], zone: tzinfo = timezone.utc) -> str:
     """One row: who, how bad (now and worst), when last assessed, what is due, and which next-dose lines of the key
     apply; each part kept whole, so the row wraps between parts."""
     refs = ", ".join(sorted({keys[n] for n in p.next_dose}, key=lambda k: (len(k), k)))
@@ -139,15 +138,15 @@ def patient_text(p: PatientSummary, at: datetime, keys: dict[NextDoseLine, str])
              _nb(f"ICANS {_grade(p.icans_current)}, worst {_grade(p.icans_worst)}")
              if p.icans_worst is not None or p.icans_current is not None else None,
              _nb(f"assessed {human(at - p.last_assessed)} ago") if p.last_assessed else "not assessed",
-             _reminders(p), _escalation(p), _nb(f"next dose ({refs})") if refs else None]
+             _reminders(p, zone), _escalation(p, zone), _nb(f"next dose ({refs})") if refs else None]
     return clip(f"*{mrkdwn_escape(p.label)}* · " + " · ".join(part for part in parts if part), MAX_SECTION_CHARS)
 
 
-def _resolved_text(r: ResolvedBrief) -> str:
-    after = (f", next dose not before {slack_date(r.not_before)} ({r.symptom_free_hours:g} h symptom-free)"
+def _resolved_text(r: ResolvedBrief, zone: tzinfo) -> str:
+    after = (f", next dose not before {slack_time(r.not_before, zone)} ({r.symptom_free_hours:g} h symptom-free)"
              if r.not_before and r.symptom_free_hours else "")
     return (f"*{mrkdwn_escape(r.label)}* ({_product(r.product)}, worst {_grade(r.worst_grade)}) resolved "
-            f"{slack_date(r.resolved_at)}{after}")
+            f"{slack_time(r.resolved_at, zone)}{after}")
 
 
 def _packed(rows: list[str]) -> list[list[int]]:
@@ -170,7 +169,8 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _plain(text: str) -> str:
-    """Mrkdwn with each date token replaced by its UTC fallback: for notifications and text-only clients."""
+    """Mrkdwn with each date token replaced by its fallback (the site's time): for notifications and text-only
+    clients."""
     return plain_dates(text).replace(NBSP, " ")
 
 
@@ -179,32 +179,34 @@ def _fallback(h: Handoff, sections: list[str]) -> str:
     return clip("\n\n".join([head, *(_plain(s) for s in sections)]), MAX_FALLBACK_CHARS)
 
 
-def render_handoff(h: Handoff) -> dict[str, Any]:
+def render_handoff(h: Handoff, zone: tzinfo = timezone.utc) -> dict[str, Any]:
     """A chat.postMessage payload: one row per open episode, most severe first, each referring by letter to the
     next-dose key under the list (the small print of a context block, as footnotes are), so a 5-patient channel
     fits one phone screen. Past Slack's block limit the remaining patients are named in one last section
-    rather than dropped."""
+    rather than dropped. `zone` is the site's: the time a notification or a text-only client shows."""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": "CRS handoff"}}]
-    since = f" since {slack_date(h.since)}" if h.since else ""
-    summary = (f"{'Scheduled' if h.scheduled else 'Asked for'} {slack_date(h.at, '{time}')} · *{len(h.patients)}* "
+    since = f" since {slack_time(h.since, zone)}" if h.since else ""
+    asked = "Scheduled" if h.scheduled else "Asked for"
+    summary = (f"{asked} {slack_time(h.at, zone, '{time}')} · *{len(h.patients)}* "
                f"open · {len(h.resolved)} resolved{since} · on-call {h.oncall or 'not set (`/crs oncall @user`)'}")
     blocks.append(_section(summary if h.patients else summary + "\nNo open CRS episodes in this channel."))
     ordered = sorted(h.patients, key=lambda p: (-(p.current_grade or 0), -(p.worst_grade or 0), p.label))
     room = MAX_BLOCKS - RESERVED_BLOCKS - 1
-    groups = _packed([patient_text(p, h.at, note_keys(ordered)) for p in ordered])
+    groups = _packed([patient_text(p, h.at, note_keys(ordered), zone) for p in ordered])
     if len(groups) > room + 1:  # hundreds of episodes: the first ones in full, the others by name
         cut = groups[room - 1][-1] + 1
         shown, rest = ordered[:cut], ordered[cut:]
     else:
         shown, rest = ordered, []
     keys = note_keys(shown)
-    rows = [patient_text(p, h.at, keys) for p in shown]
+    rows = [patient_text(p, h.at, keys, zone) for p in shown]
     blocks.extend(_section("\n".join(rows[i] for i in group)) for group in _packed(rows))
     if rest:
         blocks.append(_section(f"…and {len(rest)} more open episode(s) (`/crs status` lists them): " +
                                ", ".join(f"*{mrkdwn_escape(p.label)}* CRS {_grade(p.current_grade)}" for p in rest)))
     if h.resolved:
-        blocks.append(_section("*Resolved" + since + ":*\n" + "\n".join(f"• {_resolved_text(r)}" for r in h.resolved)))
+        resolved = "\n".join(f"• {_resolved_text(r, zone)}" for r in h.resolved)
+        blocks.append(_section("*Resolved" + since + ":*\n" + resolved))
     hours = f"{h.horizon.total_seconds() / 3600:g}"
     key = f"*Next dose (rulebook):* {_key_text(keys)} " if keys else ""
     footer = f"Reminders shown: overdue or due within {hours} h. {JUDGMENT}"

@@ -424,3 +424,25 @@ def test_a_post_that_landed_before_its_replica_died_is_recorded_not_posted_again
     assert row[2] == landed.response["ts"]
     (audit,) = [a for a in store.iter_audit() if a.action == "handoff"]
     assert audit.detail["reconciled"] is True
+
+
+def test_the_notification_text_shows_the_sites_time_not_utc(store: Store, clock: ManualClock) -> None:
+    """A phone's notification and a text-only client show the fallback text: the times there are the site's
+    (CRSBOT_TIMEZONE), as in `/crs status`, never UTC the team would have to convert at 3 a.m."""
+    record(store, "temp=39 sbp=85 pressor=1 patient=bed12")
+    record(store, "temp=38.9 sbp=95 pressor=0 o2=ra patient=bed16")
+    bed12 = store.find_open_episode(CH, "bed12")
+    assert bed12 is not None
+    due = clock.now() + timedelta(minutes=30)
+    store.schedule_reminder(bed12.id, "reassess", due)
+    store.resolve_episode(CH, "bed16", "U0DOC", RULEBOOKS["iv"].next_dose.hours_for(1))
+    kolkata = ZoneInfo("Asia/Kolkata")  # UTC+5:30: no time there reads the same as in UTC
+
+    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()), kolkata)
+    local_due = f"{due.astimezone(kolkata):%H:%M} IST"
+    assert local_due in payload["text"], payload["text"]
+    assert "UTC" not in payload["text"]
+    assert f"{clock.now().astimezone(kolkata):%H:%M} IST" in payload["text"]  # asked for, resolved
+    tokens = re.findall(r"<!date\^\d+\^[^|]*\|([^>]*)>", json.dumps(payload["blocks"]))
+    assert tokens and all(t.endswith(" IST") for t in tokens)  # each reader still sees their own zone in Slack
+    assert "UTC" in render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))["text"]

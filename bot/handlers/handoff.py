@@ -21,7 +21,7 @@ def handoff_message(deps: Deps, channel: str, scheduled: bool) -> tuple[dict[str
     """The channel's handoff as of now, and the patients it lists."""
     summary = gather(deps.store, handoff_log(deps), deps.rulebooks, channel, deps.store.clock.now(),
                      scheduled=scheduled)
-    return render_handoff(summary), [p.label for p in summary.patients]
+    return render_handoff(summary, deps.settings.zone), [p.label for p in summary.patients]
 
 
 class SlackHandoffPoster:

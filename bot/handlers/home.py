@@ -54,7 +54,7 @@ class HomeTab:
             rows = [(ep, due.get(ep.id)) for ep in episodes]
             homes.append(ChannelHome(channel, describe_chain(self.deps, store.get_oncall(channel)), tuple(rows)))
         refs = [book.ref for book in self.deps.rulebooks.values()]
-        self.deps.sender.publish_home(user, home_view(homes, refs, store.clock.now()))
+        self.deps.sender.publish_home(user, home_view(homes, refs, store.clock.now(), self.deps.settings.zone))
 
     def changed(self, channel: str) -> None:
         """Something in `channel` changed: refresh, in the background, every recent viewer who is in it."""
