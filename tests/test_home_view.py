@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from bot.rulebooks import load_rulebooks
+from bot.storage.records import Episode
 from messages.home import ChannelHome, home_view
-
-
-@dataclass(frozen=True)
-class _Episode:
-    id: int
-    patient_label: str
-    product: str
-    current_grade: int | None
-    worst_grade: int | None
-    opened_at: datetime
 
 
 def test_home_times_fall_back_to_the_sites_zone() -> None:
     now = datetime(2026, 3, 2, 22, 10, tzinfo=timezone.utc)
-    episode = _Episode(1, "bed12", "iv", 3, 3, now - timedelta(hours=2))
+    episode = Episode(id=1, channel_id="C0HOME1", patient_label="bed12", product="iv", status="open",
+                      opened_at=now - timedelta(hours=2), resolved_at=None, resolved_by=None, current_grade=3,
+                      worst_grade=3, recurrent_of=None, thread_ts=None, symptom_free_until=None)
     channels = [ChannelHome("C0HOME1", "primary <@U0PRIMARY1>", ((episode, now + timedelta(minutes=30)),))]
     refs = [book.ref for book in load_rulebooks(None).values()]
 

@@ -12,6 +12,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -112,30 +114,35 @@ def test_healthz_returns_json_200(bot: Served) -> None:
 # --------------------------------------------------------------------------- the graded message
 
 
-def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
-    channel = new_channel()
-    hold = threading.Event()
-    release = threading.Event()
+@contextmanager
+def posts_held(bot: Served, channel: str) -> Iterator[threading.Event]:
+    """Slack slow: the bot's posts to `channel` are taken but not answered until the block ends. Yields an
+    event set when the first one arrives."""
+    held, release = threading.Event(), threading.Event()
 
     def hold_post(call: RecordedCall) -> None:
-        # Runs on the fake's request thread before the bot gets its answer: the bot's post
-        # cannot complete until the test releases it.
+        # Runs on the fake's request thread before the bot gets its answer.
         if call.method == "chat.postMessage" and call.params.get("channel") == channel:
-            hold.set()
+            held.set()
             release.wait(15)
 
     unsubscribe = bot.fake.subscribe(hold_post)
-    mark = bot.mark()
     try:
+        yield held
+    finally:
+        release.set()
+        unsubscribe()
+
+
+def test_signed_command_acks_then_posts_grade_3_in_channel(bot: Served) -> None:
+    channel = new_channel()
+    mark = bot.mark()
+    with posts_held(bot, channel) as hold:
         # The ack does not wait for the post: it arrives while the post is still being held.
         response = bot.slash(f"{GRADE_3} patient=bed12", channel=channel, timeout=8)
         assert response.status == 200
         assert response.body == b""
-        assert not release.is_set()
         assert hold.wait(10), "the message was never posted"
-    finally:
-        release.set()
-        unsubscribe()
 
     call = bot.wait_for(ok_post_to(channel), after=mark)
     params = call.params
@@ -165,24 +172,12 @@ def test_a_follow_up_typed_while_the_first_reply_posts_goes_in_its_thread(bot: S
     """Slack slow, or two people a moment apart: the follow-up is recorded before the first reply's ts is
     known. It waits for that ts and replies in the episode's thread instead of starting a second one."""
     channel = new_channel()
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_first_post(call: RecordedCall) -> None:
-        if call.method == "chat.postMessage" and call.params.get("channel") == channel:
-            held.set()
-            release.wait(15)
-
-    unsubscribe = bot.fake.subscribe(hold_first_post)
     mark = bot.mark()
-    try:
+    with posts_held(bot, channel) as held:
         assert bot.slash(f"{GRADE_3} patient=bed31", channel=channel).status == 200
         assert held.wait(10), "the first reply was never posted"
         assert bot.slash("temp=38.4 patient=bed31", channel=channel).status == 200
         time.sleep(0.5)  # the follow-up is recorded and ready to post
-    finally:
-        release.set()
-        unsubscribe()
     first = bot.wait_for(ok_post_to(channel), after=mark)
     follow_up = bot.wait_for(ok_post_to(channel), after=bot.fake.calls.index(first) + 1)
     assert "thread_ts" not in first.params
