@@ -122,7 +122,7 @@ class _CountedText(str):
 
 def test_a_post_never_formats_its_body_for_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
     # slack_sdk formats every request body into a DEBUG line whenever its logger's own level is unset, even
-    # when nothing would print it: for a grade reply that was a tenth of the command's CPU. And a body holds
+    # when nothing would print it: for a grade reply that was 8% of the command's instructions. And a body holds
     # patient labels, which crsbot never logs, even with CRSBOT_LOG_LEVEL=DEBUG.
     caplog.set_level(logging.DEBUG)
     _CountedText.reprs = 0

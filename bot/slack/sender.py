@@ -143,7 +143,8 @@ class KeptAliveClient(WebClient):
 def client_logger() -> logging.Logger:
     """slack_sdk's logger, never below INFO. Its DEBUG lines hold whole request bodies (message text, patient
     labels), and slack_sdk formats one for every call whenever the logger's own level is unset (it tests
-    `level <= DEBUG`, and unset is 0), then drops it: for a grade reply that repr was a tenth of a command's CPU."""
+    `level <= DEBUG`, and unset is 0), then drops it: for a grade reply that repr was 8% of a command's
+    instructions."""
     logger = logging.getLogger("slack_sdk.web.base_client")
     if logger.level < logging.INFO:
         logger.setLevel(logging.INFO)
