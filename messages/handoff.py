@@ -8,7 +8,7 @@ tokens, so each reader sees their own local time; the notification text shows th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from string import ascii_lowercase
 from typing import Any
 
@@ -130,7 +130,7 @@ def _key_text(keys: dict[NextDoseLine, str]) -> str:
     return " ".join(" ".join(items) + f" [{source}]" for source, items in by_source.items())
 
 
-def patient_text(p: PatientSummary, at: datetime, keys: dict[NextDoseLine, str], zone: tzinfo = timezone.utc) -> str:
+def patient_text(p: PatientSummary, at: datetime, keys: dict[NextDoseLine, str], zone: tzinfo) -> str:
     """One row: who, how bad (now and worst), when last assessed, what is due, and which next-dose lines of the key
     apply; each part kept whole, so the row wraps between parts."""
     refs = ", ".join(sorted({keys[n] for n in p.next_dose}, key=lambda k: (len(k), k)))
@@ -179,7 +179,7 @@ def _fallback(h: Handoff, sections: list[str]) -> str:
     return clip("\n\n".join([head, *(_plain(s) for s in sections)]), MAX_FALLBACK_CHARS)
 
 
-def render_handoff(h: Handoff, zone: tzinfo = timezone.utc) -> dict[str, Any]:
+def render_handoff(h: Handoff, zone: tzinfo) -> dict[str, Any]:
     """A chat.postMessage payload: one row per open episode, most severe first, each referring by letter to the
     next-dose key under the list (the small print of a context block, as footnotes are), so a 5-patient channel
     fits one phone screen. Past Slack's block limit the remaining patients are named in one last section

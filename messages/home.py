@@ -5,7 +5,7 @@ each viewer reads their own local time."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from grading.models import RulebookRef
@@ -44,7 +44,7 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def home_view(channels: list[ChannelHome], rulebooks: list[RulebookRef], refreshed: datetime,
-              zone: tzinfo = timezone.utc) -> dict[str, Any]:
+              zone: tzinfo) -> dict[str, Any]:
     """Times are Slack date tokens, which each viewer reads in their own zone; `zone` (the site's) is their
     fallback."""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": "Open CRS episodes"}}]

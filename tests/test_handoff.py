@@ -153,7 +153,7 @@ def test_handoff_says_grades_what_is_due_and_the_rulebook_next_dose_lines(store:
 
     handoff = gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now())
     assert [p.label for p in handoff.patients] == ["bed12", "bed14", "bed15"]
-    payload = render_handoff(handoff)
+    payload = render_handoff(handoff, timezone.utc)
     bed12_text = patient_row(payload, "bed12")
     assert bed12_text.startswith("*bed12* · IV · CRS 3, worst 3 · ICANS 2, worst 2 · assessed 1 h 10 min ago")
     overdue = int((CLOCK_START + timedelta(minutes=30)).timestamp())
@@ -225,7 +225,8 @@ def test_what_is_due_follows_the_reminders_and_escalations(store: Store, clock: 
                 reminders.schedule_after_assessment(episode.id, grade, "U0DOC")
 
             def rows() -> dict[str, str]:
-                payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))
+                handoff = gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now())
+                payload = render_handoff(handoff, timezone.utc)
                 return {label: patient_row(payload, label) for label in ("bed1", "bed2", "bed3")}
 
             def at(delta: timedelta) -> str:
@@ -267,7 +268,7 @@ def test_a_big_channel_stays_within_block_kit_limits(store: Store, clock: Manual
     for n in range(episodes):
         record(store, f"temp=39 sbp=85 pressor=1 o2=6 device=nc patient=bed{n:03d}")
         record(store, f"icans ice=6 loc=voice patient=bed{n:03d}")
-    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))
+    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()), timezone.utc)
     blocks = payload["blocks"]
     assert len(blocks) <= MAX_BLOCKS
     assert len(blocks[0]["text"]["text"]) <= MAX_HEADER_CHARS
@@ -285,7 +286,7 @@ def test_hundreds_of_episodes_past_the_block_limit_are_named_not_dropped() -> No
     line = NextDoseLine("Give the next dose with the patient admitted to hospital for 24 hours.", "NCCN-ENGAGE")
     patients = tuple(PatientSummary(f"bed{n:04d}", "iv", 3, 3, None, None, CLOCK_START, None, None, None, None,
                                     (line,)) for n in range(2000))
-    payload = render_handoff(Handoff(CLOCK_START, None, patients, (), None, timedelta(hours=4)))
+    payload = render_handoff(Handoff(CLOCK_START, None, patients, (), None, timedelta(hours=4)), timezone.utc)
     assert len(payload["blocks"]) <= MAX_BLOCKS
     assert all(len(t) <= MAX_SECTION_CHARS for t in section_texts(payload))
     rows = [r for t in section_texts(payload) for r in t.splitlines() if r.startswith("*bed")]
@@ -302,7 +303,7 @@ def test_five_patients_fit_a_phone(store: Store, clock: ManualClock) -> None:
                  "temp=38.4 sbp=120 pressor=0 o2=ra patient=bed3", "temp=37.2 masked=yes pressor=2 patient=bed4",
                  "temp=38.4 sbp=120 pressor=0 o2=ra product=velo patient=bed5", "icans ice=6 loc=voice patient=bed1"):
         record(store, text)
-    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))
+    payload = render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()), timezone.utc)
     page = measure_message(as_slack_shows(payload))  # the 390 px phone model of bot/testing/phone.py
     print(f"\nhandoff of 5 patients: {page.height:.0f} px at 390 px wide ({page.height / FOLD:.2f} screens)")
     assert page.height <= FOLD, f"{page.height:.0f} px: more than one phone screen"
@@ -445,4 +446,5 @@ def test_the_notification_text_shows_the_sites_time_not_utc(store: Store, clock:
     assert f"{clock.now().astimezone(kolkata):%H:%M} IST" in payload["text"]  # asked for, resolved
     tokens = re.findall(r"<!date\^\d+\^[^|]*\|([^>]*)>", json.dumps(payload["blocks"]))
     assert tokens and all(t.endswith(" IST") for t in tokens)  # each reader still sees their own zone in Slack
-    assert "UTC" in render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()))["text"]
+    assert "UTC" in render_handoff(gather(store, HandoffLog(store.engine, clock), RULEBOOKS, CH, clock.now()),
+                                  timezone.utc)["text"]

@@ -52,10 +52,6 @@ class Authorize(Middleware):
             req.context[CALL] = call
         return next()
 
-    @property
-    def name(self) -> str:
-        return "crsbot.Authorize"
-
 
 def register(app: App, deps: Deps) -> None:
     app.middleware(Authorize(deps))

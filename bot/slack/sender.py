@@ -146,8 +146,8 @@ def client_logger() -> logging.Logger:
     `level <= DEBUG`, and unset is 0), then drops it: for a grade reply that repr was 8% of a command's
     instructions."""
     logger = logging.getLogger("slack_sdk.web.base_client")
-    if logger.level < logging.INFO:
-        logger.setLevel(logging.INFO)
+    if logger.level == logging.NOTSET:  # an explicit level, never below INFO, never below what was configured
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
     return logger
 
 
