@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -132,12 +133,13 @@ class Settings(BaseSettings):
         """Command text safe for the audit trail: labels that fail the guard become a marker."""
         return redact_labels(text, self.patient_deny_pattern, self.patient_allow_pattern, words)
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property
     def site(self) -> SiteSettings:
+        # Settings are frozen, so this is built once, not on every command.
         return SiteSettings(sbp_threshold=self.sbp_threshold, o2rule=self.o2rule, product=self.product)
 
     @property

@@ -45,10 +45,10 @@ def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
     """One write (assessment, episode, recurrence link, audit, next reminder), one post, one ts update."""
     report, rulebook = case.report, case.rulebook.rulebook
     tracked = report.input.patient is not None and deps.reminders is not None
+    stored = report.model_dump(mode="json")
     recorded = deps.store.record_assessment(
-        call.channel, report.input.patient, case.product, "crs",
-        {"text": call.text, "parsed": report.input.model_dump(mode="json")}, report.model_dump(mode="json"),
-        report.grade, rulebook.id, rulebook.version, call.user, recurrent_of=case.recurrent_of,
+        call.channel, report.input.patient, case.product, "crs", {"text": call.text, "parsed": stored["input"]},
+        stored, report.grade, rulebook.id, rulebook.version, call.user, recurrent_of=case.recurrent_of,
         restart_cadence=tracked, next_reassess_at=_next_reassess_at(deps, case.basis) if tracked else None)
     episode = recorded.episode
     footer = None
@@ -78,10 +78,10 @@ def _next_reassess_at(deps: Deps, basis: int) -> datetime | None:
 def icans(deps: Deps, call: Call) -> None:
     case: IcansAssessment = assess_icans_case(call.text, deps.settings.site, deps.rulebooks, call.history)
     report, rulebook = case.report, case.rulebook.rulebook
+    stored = report.model_dump(mode="json")
     recorded = deps.store.record_assessment(
-        call.channel, report.input.patient, case.product, "icans",
-        {"text": call.text, "parsed": report.input.model_dump(mode="json")}, report.model_dump(mode="json"),
-        report.grade, rulebook.id, rulebook.version, call.user)
+        call.channel, report.input.patient, case.product, "icans", {"text": call.text, "parsed": stored["input"]},
+        stored, report.grade, rulebook.id, rulebook.version, call.user)
     post_assessment(deps, call.channel, recorded.episode, recorded.is_new_episode, recorded.assessment_id,
                     render_message(layout_for(report)))
 
