@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 
 from bot.storage.seen import SeenRequests
 from bot.storage.tables import SeenRequestRow
-from tests.db_fixtures import db_engine, db_url, pg_admin_engine, pg_database_factory, pg_module_url  # noqa: F401
+from bot.storage.db import make_engine, upgrade
+from tests.db_fixtures import (  # noqa: F401
+    blank_db_url, db_engine, db_url, pg_admin_engine, pg_database_factory, pg_module_url)
 
 WINDOW = timedelta(minutes=5)
 
@@ -63,3 +67,42 @@ def test_only_the_replay_mark_skips_the_disk_flush(db_engine: Engine) -> None:  
         else:
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
     assert _rows(db_engine) == 1
+
+
+def test_a_replay_mark_writes_about_one_page(db_engine: Engine) -> None:  # noqa: F811
+    """Every Slack request writes a mark, so it touches one B-tree and no other index: on SQLite (WITHOUT
+    ROWID: the rows live in the signature's own B-tree) a commit appends about one page to the WAL, where a
+    rowid table with a primary-key index and a `seen_at` index appended three."""
+    assert inspect(db_engine).get_indexes("seen_requests") == []
+    if db_engine.dialect.name != "sqlite":
+        return
+    seen = SeenRequests(db_engine, WINDOW)
+    raw = db_engine.raw_connection()  # the pool's one SQLite connection, which every mark uses
+    raw.driver_connection.execute("PRAGMA wal_autocheckpoint = 0")  # keep every page this test writes
+    raw.close()
+    for _ in range(40):  # past the first pages of a new table
+        assert seen.first_time(f"v0={secrets.token_hex(32)}")
+    raw = db_engine.raw_connection()
+    raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    wal = Path(str(db_engine.url.database) + "-wal")
+    assert wal.stat().st_size == 0
+    marks = 100
+    for _ in range(marks):
+        assert seen.first_time(f"v0={secrets.token_hex(32)}")
+    pages = (wal.stat().st_size - 32) / (4096 + 24)  # the WAL header, then a 24-byte header per page
+    assert pages <= 1.3 * marks, f"{pages / marks:.2f} pages per mark"
+
+
+def test_marks_taken_before_the_one_page_migration_still_refuse_replays(blank_db_url: str) -> None:  # noqa: F811
+    """Migration 0004 rebuilds the table on SQLite: a request marked just before an upgrade is still a replay after it."""
+    engine = make_engine(blank_db_url)
+    try:
+        upgrade(engine, "0003")
+        assert SeenRequests(engine, WINDOW).first_time("v0=" + "9" * 64)
+        upgrade(engine)
+        assert not inspect(engine).get_indexes("seen_requests")
+        assert not SeenRequests(engine, WINDOW).first_time("v0=" + "9" * 64)
+        assert SeenRequests(engine, WINDOW).first_time("v0=" + "8" * 64)
+    finally:
+        engine.dispose()
