@@ -13,7 +13,6 @@ last few minutes of requests.
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
