@@ -496,3 +496,29 @@ def test_the_driver_level_inserts_store_what_sqlalchemy_would(db_engine: Engine,
     (audit,) = [e for e in store.iter_audit() if e.action == "grade"]
     assert audit.detail["assessment_id"] == recorded.assessment_id and audit.at == clock.now()
     assert audit.detail["inputs"] == inputs["parsed"]
+
+
+def test_a_stored_report_reads_back_as_the_same_report(db_engine: Engine, store: Store) -> None:
+    """JSON columns are written by pydantic-core's encoder (bot/storage/db.py): a real report, with its
+    non-ASCII signs, floats and nested tuples, reads back equal and validates as the report it was, so the
+    Details button shows what was decided then. On SQLite the text is compact UTF-8 (json.dumps wrote
+    escapes and spaced separators, at three times the CPU)."""
+    from bot.rulebooks import load_rulebooks
+    from bot.settings import load_settings
+    from grading.models import stored_report
+    from grading.pipeline import assess_crs_case
+
+    settings = load_settings()
+    report = assess_crs_case("temp=38.6 sbp=85 pressor=1 o2=4 device=nc patient=bed12", settings.site,
+                             load_rulebooks(settings.rulebook)).report
+    stored = report.model_dump(mode="json")
+    recorded = store.record_assessment("C0RT2", "bed12", "iv", "crs", {"text": "t", "parsed": stored["input"]},
+                                       stored, report.grade, "astct-2019", "1", "U1")
+    back = store.assessment_result(recorded.assessment_id, "C0RT2")
+    assert back == stored
+    assert stored_report(back) == report
+    if db_engine.dialect.name == "sqlite":
+        with db_engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT result_json FROM assessments WHERE id = ?",
+                                       (recorded.assessment_id,)).scalar_one()
+        assert raw == json.dumps(stored, ensure_ascii=False, separators=(",", ":"))

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -96,7 +97,7 @@ def make_engine(url: str | URL | None = None, *, data_dir: str | Path = "data", 
     PostgreSQL gets `pool_size` connections (the caller sizes it to its threads).
     """
     parsed = normalise_url(url if url is not None else default_database_url(data_dir))
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_text, "json_deserializer": pydantic_core.from_json}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
         if _is_sqlite_file(parsed):
@@ -109,6 +110,12 @@ def make_engine(url: str | URL | None = None, *, data_dir: str | Path = "data", 
     if pool_size is not None:
         kwargs.update(pool_size=pool_size, max_overflow=0)
     return create_engine(parsed, **kwargs)
+
+
+def json_text(value: Any) -> str:
+    """JSON columns are written by pydantic-core's encoder (Rust): equivalent JSON to `json.dumps` (compact,
+    UTF-8 rather than escapes) for a third of the CPU; every grade stores its ~4.5 KB report."""
+    return pydantic_core.to_json(value).decode()
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
