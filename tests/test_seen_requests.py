@@ -91,7 +91,9 @@ def test_a_replay_mark_writes_about_one_page(db_engine: Engine) -> None:  # noqa
     for _ in range(marks):
         assert seen.first_time(f"v0={secrets.token_hex(32)}")
     pages = (wal.stat().st_size - 32) / (4096 + 24)  # the WAL header, then a 24-byte header per page
-    assert pages <= 1.3 * marks, f"{pages / marks:.2f} pages per mark"
+    # About one: a leaf split also writes the new page and its parent (random keys: 1.1-1.4 seen), where
+    # the three B-trees wrote 3.2 pages per mark.
+    assert pages < 2 * marks, f"{pages / marks:.2f} pages per mark"
 
 
 def test_marks_taken_before_the_one_page_migration_still_refuse_replays(blank_db_url: str) -> None:  # noqa: F811
