@@ -69,6 +69,15 @@ def test_only_the_replay_mark_skips_the_disk_flush(db_engine: Engine) -> None:  
     assert _rows(db_engine) == 1
 
 
+def _on_the_pool_connection(engine: Engine, sql: str) -> None:
+    """Run `sql` on the pool's one SQLite connection, which every mark uses."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute(sql)
+    finally:
+        raw.close()
+
+
 def test_a_replay_mark_writes_about_one_page(db_engine: Engine) -> None:  # noqa: F811
     """Every Slack request writes a mark, so it touches one B-tree and no other index: on SQLite (WITHOUT
     ROWID: the rows live in the signature's own B-tree) a commit appends about one page to the WAL, where a
@@ -77,14 +86,10 @@ def test_a_replay_mark_writes_about_one_page(db_engine: Engine) -> None:  # noqa
     if db_engine.dialect.name != "sqlite":
         return
     seen = SeenRequests(db_engine, WINDOW)
-    raw = db_engine.raw_connection()  # the pool's one SQLite connection, which every mark uses
-    raw.driver_connection.execute("PRAGMA wal_autocheckpoint = 0")  # keep every page this test writes
-    raw.close()
+    _on_the_pool_connection(db_engine, "PRAGMA wal_autocheckpoint = 0")  # keep every page this test writes
     for _ in range(40):  # past the first pages of a new table
         assert seen.first_time(f"v0={secrets.token_hex(32)}")
-    raw = db_engine.raw_connection()
-    raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw.close()
+    _on_the_pool_connection(db_engine, "PRAGMA wal_checkpoint(TRUNCATE)")
     wal = Path(str(db_engine.url.database) + "-wal")
     assert wal.stat().st_size == 0
     marks = 100

@@ -500,9 +500,9 @@ def test_the_driver_level_inserts_store_what_sqlalchemy_would(db_engine: Engine,
 
 def test_a_stored_report_reads_back_as_the_same_report(db_engine: Engine, store: Store) -> None:
     """JSON columns are written by pydantic-core's encoder (bot/storage/db.py): a real report, with its
-    non-ASCII signs, floats and nested tuples, reads back equal and validates as the report it was, so the
-    Details button shows what was decided then. On SQLite the text is compact UTF-8 (json.dumps wrote
-    escapes and spaced separators, at three times the CPU)."""
+    floats, nulls and tuples, reads back equal and validates as the report it was, so the Details button
+    shows what was decided then. On SQLite the text is compact JSON (json.dumps wrote spaced separators,
+    at three times the CPU)."""
     from bot.rulebooks import load_rulebooks
     from bot.settings import load_settings
     from grading.models import stored_report

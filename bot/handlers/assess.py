@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import as_utc
 from grading.pipeline import (
@@ -18,6 +18,7 @@ from grading.pipeline import (
 from bot.handlers.deps import Call, Deps, Payload
 from bot.seal import button_scope, form_scope
 from grading.errors import InputError
+from grading.models import CrsReport, IcansReport
 from messages.blocks import assessment_buttons, render_message
 from messages.episodes import UNTRACKED_FOOTER, no_chain_prompt, reminder_footer, with_notice
 from messages.form import build_form
@@ -45,10 +46,9 @@ def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
     """One write (assessment, episode, recurrence link, audit, next reminder), one post, one ts update."""
     report, rulebook = case.report, case.rulebook.rulebook
     tracked = report.input.patient is not None and deps.reminders is not None
-    stored = report.model_dump(mode="json")
+    inputs, stored = _documents(call, report)
     recorded = deps.store.record_assessment(
-        call.channel, report.input.patient, case.product, "crs", {"text": call.text, "parsed": stored["input"]},
-        stored, report.grade, rulebook.id, rulebook.version, call.user, recurrent_of=case.recurrent_of,
+        call.channel, report.input.patient, case.product, "crs", inputs, stored, report.grade, rulebook.id, rulebook.version, call.user, recurrent_of=case.recurrent_of,
         restart_cadence=tracked, next_reassess_at=_next_reassess_at(deps, case.basis) if tracked else None)
     episode = recorded.episode
     footer = None
@@ -68,6 +68,13 @@ def publish_crs(deps: Deps, call: Call, case: CrsAssessment) -> None:
     post_assessment(deps, call.channel, episode, recorded.is_new_episode, recorded.assessment_id, payload)
 
 
+def _documents(call: Call, report: CrsReport | IcansReport) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(inputs, report) as an assessment stores them: what was typed and read, and the whole report, which
+    is dumped once (its `input` is what was read)."""
+    stored = report.model_dump(mode="json")
+    return {"text": call.text, "parsed": stored["input"]}, stored
+
+
 def _next_reassess_at(deps: Deps, basis: int) -> datetime | None:
     """The team's cadence for this grade (the reminder engine's policy); None books nothing."""
     assert deps.reminders is not None
@@ -78,10 +85,9 @@ def _next_reassess_at(deps: Deps, basis: int) -> datetime | None:
 def icans(deps: Deps, call: Call) -> None:
     case: IcansAssessment = assess_icans_case(call.text, deps.settings.site, deps.rulebooks, call.history)
     report, rulebook = case.report, case.rulebook.rulebook
-    stored = report.model_dump(mode="json")
+    inputs, stored = _documents(call, report)
     recorded = deps.store.record_assessment(
-        call.channel, report.input.patient, case.product, "icans", {"text": call.text, "parsed": stored["input"]},
-        stored, report.grade, rulebook.id, rulebook.version, call.user)
+        call.channel, report.input.patient, case.product, "icans", inputs, stored, report.grade, rulebook.id, rulebook.version, call.user)
     post_assessment(deps, call.channel, recorded.episode, recorded.is_new_episode, recorded.assessment_id,
                     render_message(layout_for(report)))
 
